@@ -62,3 +62,61 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
     meta_raw = arrays.pop(_META_KEY, None)
     meta = json.loads(str(meta_raw)) if meta_raw is not None else {}
     return arrays, meta
+
+
+# -- models: weights + the layer list (spec) + input normalisation, in one .npz ------------------
+
+def build_model(spec: list[dict[str, Any]]):
+    """A Sequential from a layer list like ``[{"type": "Linear", "in_features": 784, ...}, {"type": "ReLU"}]``.
+
+    Linear weights start at zero: load or initialise them next.
+    """
+    from . import nn
+    from .nn import init as _init
+
+    buildable = {cls.__name__: cls for cls in (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.GeneralReLU,
+                                                nn.Tanh, nn.Sigmoid, nn.LogSoftmax)}
+    layers = []
+    for i, layer in enumerate(spec):
+        args = dict(layer)
+        kind = args.pop("type", None)
+        if kind not in buildable:
+            raise ValueError(f"model spec layer {i}: unknown type {kind!r}; expected one of {', '.join(buildable)}")
+        if kind == "Linear":
+            args["init"] = lambda w, b, rng: (_init.zeros_(w), b is not None and _init.zeros_(b))
+        try:
+            layers.append(buildable[kind](**args))
+        except TypeError as e:
+            raise ValueError(f"model spec layer {i} ({kind}): {e}") from None
+    return nn.Sequential(*layers)
+
+
+def save_model(path: str | os.PathLike, model, spec: list[dict[str, Any]], normalize=None,
+               meta: Mapping[str, Any] | None = None, extra: Mapping[str, np.ndarray] | None = None) -> Path:
+    """Weights (``model.<name>``), normalisation (``normalize.mean/std``), spec and ``meta``, atomically.
+
+    ``model`` is a Module or a state dict from ``Module.state_dict()``.
+    """
+    weights = model.state_dict() if hasattr(model, "state_dict") else model
+    arrays = {f"model.{k}": v for k, v in weights.items()}
+    if normalize is not None:
+        arrays.update({f"normalize.{k}": v for k, v in normalize.state_dict().items()})
+    arrays.update(extra or {})
+    return save_arrays(path, arrays, {**dict(meta or {}), "spec": spec})
+
+
+def load_model(path: str | os.PathLike):
+    """Rebuild ``(model, normalize or None, meta, arrays)`` from a file written by :func:`save_model`."""
+    from .data.transforms import Normalize
+
+    arrays, meta = load_arrays(path)
+    if "spec" not in meta:
+        raise ValueError(f"{path}: no model spec inside; not a handprop model file")
+    model = build_model(meta["spec"])
+    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
+    norm_state = {k[10:]: v for k, v in arrays.items() if k.startswith("normalize.")}
+    normalize = None
+    if norm_state:
+        normalize = Normalize()
+        normalize.load_state_dict(norm_state)
+    return model, normalize, meta, arrays

@@ -1,0 +1,201 @@
+"""The ``handprop`` command: train | evaluate | gradcheck | bench | info.
+
+Subcommands import their machinery on use, so ``handprop --help`` stays fast. User errors
+(bad flags, missing data, unwritable paths) print one line to stderr and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+EXIT_USAGE, EXIT_INTERRUPTED, EXIT_FAILED = 2, 130, 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``handprop train: error: ...``) and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _number(kind: type, low: float, inclusive: bool = True, what: str = ""):
+    """An argparse type: a ``kind`` number >= low (or > low)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__ if kind is int else 'a number'}, got {text!r}")
+        if not (value >= low if inclusive else value > low) or value != value:
+            raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {low}{what}, got {text}")
+        return value
+    return parse
+
+
+positive_int = _number(int, 0, inclusive=False)
+positive_float = _number(float, 0.0, inclusive=False)
+nonneg_float = _number(float, 0.0)
+nonneg_int = _number(int, 0)
+
+
+def _add_data_args(p: argparse.ArgumentParser, dataset_default: str | None) -> None:
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default=dataset_default,
+                   help="which dataset (default: mnist)")
+    p.add_argument("--data-dir", type=Path, metavar="DIR",
+                   help="folder holding the four IDX files (searched first; downloads go there)")
+    p.add_argument("--offline", dest="download", action="store_false", default=None,
+                   help="never download; fail if no local copy is found")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="handprop", description="Deep learning from the foundations: NumPy MLPs with "
+                     "hand-written backward passes, proven against finite differences, autograd and PyTorch.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train an MLP on MNIST or Fashion-MNIST and report test accuracy",
+                       description="Train an MLP and write a run directory (model.npz, metrics.json, "
+                       "metrics.csv, curves.png, confusion.png, checkpoints). Flags override --recipe.")
+    t.add_argument("--recipe", choices=["fastai", "epfl"], help="reproduce a notebook: fastai (784-50-10 ReLU, "
+                   "SGD lr 0.5, 1 epoch, raw pixels) or epfl (tanh MLP, MSE, full-batch GD, 1,000 steps)")
+    _add_data_args(t, None)
+    t.add_argument("--hidden", type=positive_int, action="append", metavar="N",
+                   help="hidden layer width; repeat for depth (default: 128)")
+    t.add_argument("--activation", choices=["relu", "leaky", "general", "tanh", "sigmoid"])
+    t.add_argument("--loss", choices=["ce", "mse"], help="cross-entropy on labels or MSE on one-hot targets")
+    t.add_argument("--init", choices=["default", "kaiming_uniform", "kaiming_normal", "xavier_uniform",
+                                      "xavier_normal", "normal"], help="weight init (default: kaiming_normal)")
+    t.add_argument("--init-std", type=positive_float, metavar="STD", help="std of --init normal")
+    t.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
+    t.add_argument("--lr", type=positive_float, help="learning rate (peak rate with a schedule)")
+    t.add_argument("--momentum", type=nonneg_float)
+    t.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
+    t.add_argument("--weight-decay", type=nonneg_float)
+    t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--full-batch", action="store_true", default=None, help="full-batch gradient descent")
+    t.add_argument("--epochs", type=positive_int, help="epochs (steps with --full-batch)")
+    t.add_argument("--schedule", choices=["none", "onecycle", "cosine"], help="learning-rate schedule")
+    t.add_argument("--subset", type=positive_int, metavar="N", help="train on the first N training images")
+    t.add_argument("--valid", type=nonneg_int, metavar="N",
+                   help="validation images split off the end of the training set (default 10000; 0: none)")
+    t.add_argument("--no-normalize", dest="normalize", action="store_false", default=None,
+                   help="keep raw [0, 1] pixels")
+    t.add_argument("--full", action="store_true", help="epfl recipe: use all images instead of 1,000")
+    t.add_argument("--patience", type=positive_int, metavar="N", help="early stopping after N epochs without "
+                   "improvement of the validation loss")
+    t.add_argument("--log-every", type=positive_int, metavar="N", help="print every N epochs/steps")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<timestamp>)")
+    t.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its last.npz")
+    t.add_argument("--quiet", action="store_true", help="print only the final summary")
+
+    e = sub.add_parser("evaluate", help="test metrics and confusion matrix of a saved model",
+                       description="Evaluate model.npz (or a run directory) on the test set.")
+    e.add_argument("model", type=Path, metavar="MODEL.npz|RUN_DIR")
+    _add_data_args(e, None)
+
+    g = sub.add_parser("gradcheck", help="prove every layer's gradient: hand-written vs finite differences "
+                       "vs autograd vs PyTorch", description="Check every built-in layer and loss in float64.")
+    g.add_argument("--seed", type=int, default=0)
+
+    b = sub.add_parser("bench", help="time handprop against PyTorch, side by side",
+                       description="Benchmarks: handprop vs PyTorch in one process, alternating runs.")
+    from_bench = _bench_arguments()
+    if from_bench:
+        from_bench(b)
+
+    sub.add_parser("info", help="versions, BLAS, threads, and where the datasets were found")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+    return f"handprop {__version__}"
+
+
+def _bench_arguments():
+    try:
+        from .bench import add_arguments
+    except ImportError:
+        return None
+    return add_arguments
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import config as C
+    from .train.run import Run, TrainingInterrupted, default_run_dir, load_resume_config
+
+    overrides = {k: getattr(args, k) for k in C.DEFAULTS if hasattr(args, k)}
+    if args.resume is not None:
+        if args.out is not None and args.out != args.resume:
+            raise ValueError("--resume writes into the run directory it resumes; drop --out")
+        cfg, out = load_resume_config(args.resume, overrides), args.resume
+    else:
+        cfg = C.resolve(args.recipe, overrides)
+        if args.full:
+            if args.recipe != "epfl":
+                raise ValueError("--full applies to --recipe epfl only")
+            cfg["subset"] = cfg["test_subset"] = None
+        if cfg["loss"] == "mse" and args.recipe is None and args.lr is None:
+            cfg["lr"] = 0.05
+        out = args.out or default_run_dir()
+    run = Run(cfg, out, quiet=args.quiet)
+    if args.resume is not None:
+        run.resume_from(out / "last.npz")
+    if not args.quiet:
+        print(run.describe(), flush=True)
+    try:
+        result = run.fit()
+    except TrainingInterrupted as e:
+        print(f"\n{e}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(run.summary())
+    return EXIT_FAILED if result["status"] == "diverged" else 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+    return evaluate(args.model, args.dataset, args.data_dir, args.download is not False)
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    from .trust import print_trust_report
+    return print_trust_report(seed=args.seed)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run
+    return run(args)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .info import print_info
+    return print_info()
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "gradcheck": cmd_gradcheck,
+            "bench": cmd_bench, "info": cmd_info}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except ValueError as e:  # DatasetError and every argument check are ValueErrors
+        print(f"handprop {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"handprop {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as e:
+        print(f"handprop {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

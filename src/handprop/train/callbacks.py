@@ -1,0 +1,240 @@
+"""The callbacks shipped with the Learner: metrics, progress, history, checkpoints, early
+stopping, learning-rate schedules and the non-finite loss guard."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+
+from .learner import Callback, CancelFitException
+from .metrics import correct_count
+
+
+class Recorder(Callback):
+    """Loss, accuracy and error rate of each pass, one ``learn.record`` dict per epoch.
+
+    The epoch loss is the criterion over the whole pass: the size-weighted mean of the batch
+    losses for reduction='mean', their sum for reduction='sum'. ``learn.history`` keeps every record.
+    """
+
+    order = -20
+
+    def __init__(self, valid_name: str = "valid"):
+        self.valid_name = valid_name
+
+    def before_fit(self) -> None:
+        if not hasattr(self.learn, "history"):
+            self.learn.history = []
+        self.fit_start = time.perf_counter()
+
+    def before_epoch(self) -> None:
+        self.learn.record = {"epoch": self.learn.epoch + 1}
+        self.epoch_start = time.perf_counter()
+
+    def _reset(self) -> None:
+        self.total_loss, self.correct, self.count = 0.0, 0, 0
+
+    before_train = before_validate = _reset
+
+    def after_loss(self) -> None:
+        n = len(self.learn.xb)
+        self.total_loss += self.learn.loss * (n if self.learn.loss_func.reduction == "mean" else 1)
+        self.correct += correct_count(self.learn.preds, self.learn.yb)
+        self.count += n
+
+    def _finish(self, prefix: str) -> None:
+        if not self.count:
+            return
+        loss = self.total_loss / self.count if self.learn.loss_func.reduction == "mean" else self.total_loss
+        acc = self.correct / self.count
+        self.learn.record.update({f"{prefix}_loss": loss, f"{prefix}_accuracy": acc, f"{prefix}_error": 1 - acc})
+
+    def after_train(self) -> None:
+        self._finish("train")
+        self.learn.record["lr"] = self.learn.opt.lr
+
+    def after_validate(self) -> None:
+        self._finish(self.valid_name)
+
+    def after_epoch(self) -> None:
+        self.learn.record["time"] = time.perf_counter() - self.epoch_start
+        self.learn.history.append(self.learn.record)
+
+
+def _is_logged(learn, every: int) -> bool:
+    """Report epoch 1, every ``every``-th epoch, and the last one."""
+    e = learn.epoch + 1
+    return e == 1 or e % every == 0 or e == learn.n_epochs
+
+
+class ProgressBar(Callback):
+    """A per-epoch table; on a terminal, a tqdm bar per pass, else one plain line per epoch.
+
+    ``metric`` picks the column shown beside the losses ('accuracy' or 'error', in percent);
+    ``every`` prints only every n-th epoch (full-batch runs have one step per epoch).
+    """
+
+    order = 10
+
+    def __init__(self, valid_name: str = "valid", metric: str = "accuracy", every: int = 1,
+                 label: str = "epoch", stream=None):
+        self.valid_name, self.metric, self.every, self.label = valid_name, metric, every, label
+        self.stream = stream or sys.stdout
+        self.bar = None
+        self.use_bars = self.stream.isatty() and every == 1
+
+    def before_fit(self) -> None:
+        v, m = self.valid_name, self.metric[:3]
+        self.columns = [(self.label, "epoch", "{:>6d}"), ("train_loss", "train_loss", "{:>11.4f}"),
+                        (f"train_{m}", f"train_{self.metric}", "{:>10.2%}")]
+        if self.learn.valid_dl is not None:
+            self.columns += [(f"{v}_loss", f"{v}_loss", "{:>11.4f}"), (f"{v}_{m}", f"{v}_{self.metric}", "{:>10.2%}")]
+        self.columns.append(("time", "time", "{:>7.2f}s"))
+        header = "".join(f"{title:>{len(fmt.format(0 if 'd' in fmt else 0.0))}}" for title, _, fmt in self.columns)
+        self._print(header)
+
+    def _open_bar(self) -> None:
+        if self.use_bars:
+            from tqdm.auto import tqdm  # imported only when drawing on a terminal
+            desc = f"{self.label} {self.learn.epoch + 1}/{self.learn.n_epochs} " \
+                   f"{'train' if self.learn.training else self.valid_name}"
+            self.bar = tqdm(total=len(self.learn.dl), desc=desc, leave=False, file=self.stream,
+                            dynamic_ncols=True)
+
+    before_train = before_validate = _open_bar
+
+    def after_batch(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.learn.training and self.learn.iter % 20 == 0:
+                self.bar.set_postfix(loss=f"{self.learn.loss:.4f}", refresh=False)
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    after_train = after_validate = _close_bar
+
+    def after_epoch(self) -> None:
+        if _is_logged(self.learn, self.every):
+            rec = self.learn.record
+            self._print("".join(fmt.format(rec[key]) if key in rec else f"{'-':>{len(fmt.format(0.0))}}"
+                                for _, key, fmt in self.columns))
+
+    def after_fit(self) -> None:
+        self._close_bar()
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+
+class History(Callback):
+    """Writes ``metrics.csv`` and ``metrics.json`` (config + history so far) after logged epochs."""
+
+    order = 20
+
+    def __init__(self, write: Callable[[], None], every: int = 1):
+        self.write, self.every = write, every
+
+    def after_epoch(self) -> None:
+        if _is_logged(self.learn, self.every):
+            self.write()
+
+    def after_fit(self) -> None:
+        self.write()
+
+
+class Checkpoint(Callback):
+    """Keeps the state at the start of each epoch (for Ctrl-C and resume); writes ``last.npz``
+    after logged epochs and ``best.npz`` when ``monitor`` improves (lower is better).
+
+    ``save(name, state)`` writes a :meth:`Learner.state` dict; with ``rng`` (the training
+    loader's generator) the state also carries ``rng``, so a resume replays the same batches.
+    """
+
+    order = 30
+
+    def __init__(self, save: Callable[[str, dict], None], monitor: str = "valid_loss", every: int = 1,
+                 rng: np.random.Generator | None = None):
+        self.save, self.monitor, self.every, self.rng = save, monitor, every, rng
+        self.best = math.inf
+        self.epoch_start_state: dict | None = None
+
+    def _state(self) -> dict:
+        state = self.learn.state()
+        if self.rng is not None:
+            state["rng"] = self.rng.bit_generator.state
+        return state
+
+    def before_epoch(self) -> None:
+        self.epoch_start_state = self._state()
+
+    def after_epoch(self) -> None:
+        state = {**self._state(), "epoch": self.learn.epoch + 1}  # this epoch is done
+        value = self.learn.record.get(self.monitor)
+        if value is not None and value < self.best:
+            self.best = value
+            self.save("best.npz", state)
+        if _is_logged(self.learn, self.every):
+            self.save("last.npz", state)
+
+
+class EarlyStopping(Callback):
+    """Stops the fit when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+
+    order = 40
+
+    def __init__(self, monitor: str = "valid_loss", patience: int = 3, min_delta: float = 0.0):
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.best, self.wait = math.inf, 0
+
+    def after_epoch(self) -> None:
+        value = self.learn.record.get(self.monitor)
+        if value is None:
+            return
+        if value < self.best - self.min_delta:
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.learn.stop_reason = (f"early stopping: {self.monitor} has not improved for "
+                                      f"{self.patience} epochs (best {self.best:.4f})")
+            raise CancelFitException()
+
+
+class LRSchedule(Callback):
+    """Sets ``opt.lr = schedule(train_step)`` before every training batch."""
+
+    order = -10
+
+    def __init__(self, schedule: Callable[[int], float]):
+        self.schedule = schedule
+
+    def before_batch(self) -> None:
+        if self.learn.training:
+            self.learn.opt.lr = self.schedule(self.learn.train_step)
+
+
+class NonFiniteGuard(Callback):
+    """Stops on a NaN/inf training loss, rolls the weights back to the start of the epoch
+    (the last state known to train) and explains what to do."""
+
+    order = -15
+
+    def before_epoch(self) -> None:
+        self.good_weights = self.learn.model.state_dict()
+
+    def after_loss(self) -> None:
+        if self.learn.training and not np.isfinite(self.learn.loss):
+            learn = self.learn
+            learn.model.load_state_dict(self.good_weights)
+            learn.stop_reason = (
+                f"non-finite loss ({learn.loss}) in epoch {learn.epoch + 1}, batch {learn.iter + 1}: "
+                f"training diverged at lr {learn.opt.lr:g}; try a lower learning rate (--lr). "
+                f"The weights were rolled back to the start of epoch {learn.epoch + 1}.")
+            learn.diverged = True
+            raise CancelFitException()

@@ -1,0 +1,111 @@
+"""What a training run is made of: defaults, the notebooks' recipes, and the builders that turn
+a config dict into data, model, loss and optimiser."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import nn, optim
+from ..nn import init as _init
+
+#: The plain ``handprop train``: a 784-128-10 ReLU MLP, SGD with Nesterov momentum and a
+#: one-cycle schedule, 5 epochs on normalised MNIST (about 98% test accuracy in a few seconds).
+DEFAULTS: dict[str, Any] = {
+    "dataset": "mnist", "data_dir": None, "download": True,
+    "hidden": [128], "activation": "relu", "output_activation": None,
+    "loss": "ce", "reduction": "mean", "target_on": 1.0, "target_off": 0.0,
+    "init": "kaiming_normal", "init_std": 0.01,
+    "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0,
+    "schedule": "onecycle", "batch_size": 64, "full_batch": False, "epochs": 5,
+    "subset": None, "test_subset": None, "valid": 10000, "normalize": True,
+    "seed": 0, "patience": None, "log_every": 1, "metric": "accuracy",
+}
+
+#: The notebooks' experiments; explicit command-line flags override them.
+RECIPES: dict[str, dict[str, Any]] = {
+    # fast.ai lesson 9's training loop: raw [0, 1] pixels (no normalisation), plain SGD, 1 epoch.
+    "fastai": {"hidden": [50], "activation": "relu", "loss": "ce", "init": "default",
+               "optimizer": "sgd", "lr": 0.5, "momentum": 0.0, "nesterov": False, "schedule": "none",
+               "batch_size": 64, "epochs": 1, "normalize": False},
+    # EPFL deep-learning practical 3: tanh MLP, summed MSE against 0.9-scaled {-1, +1} one-hot
+    # targets, N(0, 1e-6) init, full-batch gradient descent with lr 0.1/N for 1,000 steps on the
+    # first 1,000 training and test images; the test set is evaluated at every step.
+    "epfl": {"hidden": [50], "activation": "tanh", "output_activation": "tanh",
+             "loss": "mse", "reduction": "sum", "target_on": 0.9, "target_off": -0.9,
+             "init": "normal", "init_std": 1e-6, "optimizer": "sgd", "lr": "0.1/N", "momentum": 0.0,
+             "nesterov": False, "schedule": "none", "full_batch": True, "epochs": 1000,
+             "subset": 1000, "test_subset": 1000, "valid": 0, "log_every": 100, "metric": "error"},
+}
+
+ACTIVATIONS = {"relu": ("ReLU", {}, "relu"), "leaky": ("LeakyReLU", {"negative_slope": 0.01}, "leaky_relu"),
+               "general": ("GeneralReLU", {"leak": 0.1, "sub": 0.4}, "leaky_relu"),
+               "tanh": ("Tanh", {}, "tanh"), "sigmoid": ("Sigmoid", {}, "sigmoid")}
+INIT_CHOICES = ("default", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal", "normal")
+OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW}
+LOSSES = {"ce": nn.CrossEntropyLoss, "mse": nn.MSELoss}
+
+
+def resolve(recipe: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """DEFAULTS, then the recipe, then every override that is not None."""
+    if recipe is not None and recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; expected one of {', '.join(RECIPES)}")
+    cfg = {**DEFAULTS, **(RECIPES[recipe] if recipe else {}), "recipe": recipe}
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    return cfg
+
+
+def effective_lr(cfg: dict[str, Any], n_train: int) -> float:
+    """The learning rate, resolving the EPFL form ``"<eta>/N"`` (per-sample rate over N samples)."""
+    lr = cfg["lr"]
+    if isinstance(lr, str):
+        return float(lr.removesuffix("/N")) / n_train
+    return float(lr)
+
+
+def model_spec(n_in: int, n_out: int, cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The layer list of an MLP: Linear + activation per hidden size, a Linear out (+ optional activation)."""
+    act_type, act_args, _ = ACTIVATIONS[cfg["activation"]]
+    sizes = [n_in, *cfg["hidden"], n_out]
+    spec: list[dict[str, Any]] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        spec.append({"type": "Linear", "in_features": a, "out_features": b})
+        if i < len(sizes) - 2:
+            spec.append({"type": act_type, **act_args})
+    if cfg.get("output_activation"):
+        out_type, out_args, _ = ACTIVATIONS[cfg["output_activation"]]
+        spec.append({"type": out_type, **out_args})
+    return spec
+
+
+def initialise(model: nn.Module, cfg: dict[str, Any], rng: np.random.Generator) -> None:
+    """Draw every Linear's weights with the configured init (gain from the activation)."""
+    name, nonlinearity = cfg["init"], ACTIVATIONS[cfg["activation"]][2]
+    for layer in model.modules():
+        if isinstance(layer, nn.Linear):
+            if name == "normal":
+                std = cfg["init_std"]
+                layer.reset_parameters(lambda w, b, r: (_init.normal_(w, std=std, rng=r),
+                                                        b is not None and _init.normal_(b, std=std, rng=r)), rng=rng)
+            else:
+                layer.reset_parameters(name, nonlinearity if nonlinearity != "sigmoid" else "linear", rng=rng)
+
+
+def build_optimizer(cfg: dict[str, Any], params: list, lr: float) -> optim.Optimizer:
+    """The configured optimiser over ``params``."""
+    kind = cfg["optimizer"]
+    if kind == "sgd":
+        return optim.SGD(params, lr=lr, momentum=cfg["momentum"], nesterov=cfg["nesterov"] and cfg["momentum"] > 0,
+                         weight_decay=cfg["weight_decay"])
+    return OPTIMIZERS[kind](params, lr=lr, weight_decay=cfg["weight_decay"])
+
+
+def build_loss(cfg: dict[str, Any]) -> nn.Loss:
+    return LOSSES[cfg["loss"]](reduction=cfg["reduction"])
+
+
+def encode_targets(y: np.ndarray, num_classes: int, cfg: dict[str, Any]) -> np.ndarray:
+    """Integer labels for cross-entropy; one-hot rows (``target_on``/``target_off``) for MSE."""
+    if cfg["loss"] == "mse":
+        return nn.functional.one_hot(y, num_classes, on=cfg["target_on"], off=cfg["target_off"])
+    return y.astype(np.int64, copy=False)

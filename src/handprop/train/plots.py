@@ -1,0 +1,61 @@
+"""Training curves and the confusion matrix as PNG files (matplotlib, imported on use)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..serialize import atomic_write
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(history: Sequence[dict], path: str | Path, valid_name: str = "valid") -> Path:
+    """Loss and accuracy per epoch, train vs ``valid_name``, side by side."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for prefix, style in (("train", "-o"), (valid_name, "-s")):
+        if any(f"{prefix}_loss" in r for r in history):
+            marker = style if len(epochs) <= 30 else "-"
+            ax_loss.plot(epochs, [r.get(f"{prefix}_loss", np.nan) for r in history], marker, label=prefix)
+            ax_acc.plot(epochs, [100 * r.get(f"{prefix}_accuracy", np.nan) for r in history], marker, label=prefix)
+    ax_loss.set(title="loss", xlabel="epoch")
+    ax_acc.set(title="accuracy (%)", xlabel="epoch")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, plt, path)
+
+
+def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """The (true x predicted) count matrix as a heat map with the counts written in."""
+    plt = _pyplot()
+    c = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * c, 0.8 + 0.6 * c), constrained_layout=True)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set(xticks=range(c), yticks=range(c), xticklabels=classes, yticklabels=classes,
+           xlabel="predicted", ylabel="true", title=title)
+    ax.tick_params(axis="x", labelrotation=45 if max(map(len, classes)) > 2 else 0)
+    threshold = matrix.max() / 2
+    for i in range(c):
+        for j in range(c):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if matrix[i, j] > threshold else "black")
+    return _save(fig, plt, path)
+
+
+def _save(fig, plt, path: str | Path) -> Path:
+    path = Path(path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,259 @@
+"""The main job behind ``handprop train``: data -> model -> fit -> test -> run directory.
+
+A run directory holds ``model.npz`` (weights, normalisation, spec), ``last.npz`` and
+``best.npz`` (checkpoints with optimiser state), ``metrics.json``, ``metrics.csv``,
+``curves.png`` and ``confusion.png``. Every file is written atomically.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from .. import __version__
+from ..data import ArrayDataset, DataLoader, Normalize, load_dataset, to_float_flat, train_valid_split
+from ..data.datasets import DATASETS
+from ..serialize import atomic_write, build_model, load_arrays, save_model
+from . import callbacks as cbs
+from . import config as C
+from .learner import Learner
+from .metrics import class_labels, confusion_matrix, correct_count
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training: a checkpoint was written; the message says how to resume."""
+
+
+@dataclass
+class Data:
+    """The arrays of a run, float32 and (optionally) normalised with the training statistics."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_valid: np.ndarray | None
+    y_valid: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray
+    normalize: Normalize | None
+    classes: tuple[str, ...]
+
+
+def prepare_data(cfg: dict[str, Any]) -> Data:
+    """Load the dataset, flatten to [0, 1] float32, split off validation, take subsets, normalise."""
+    (x_tr, y_tr), (x_te, y_te) = load_dataset(cfg["dataset"], root=cfg["data_dir"], download=cfg["download"])
+    x_tr, x_te = to_float_flat(x_tr), to_float_flat(x_te)
+    x_va = y_va = None
+    if cfg["valid"]:
+        (x_tr, y_tr), (x_va, y_va) = train_valid_split(x_tr, y_tr, cfg["valid"])
+    if cfg["subset"]:
+        x_tr, y_tr = x_tr[:cfg["subset"]], y_tr[:cfg["subset"]]
+    if cfg["test_subset"]:
+        x_te, y_te = x_te[:cfg["test_subset"]], y_te[:cfg["test_subset"]]
+    norm = None
+    if cfg["normalize"]:
+        norm = Normalize().fit(x_tr)
+        x_tr, x_te = norm(x_tr), norm(x_te)
+        x_va = norm(x_va) if x_va is not None else None
+    return Data(x_tr, y_tr, x_va, y_va, x_te, y_te, norm, DATASETS[cfg["dataset"]].classes)
+
+
+def default_run_dir() -> Path:
+    """``runs/<YYYYmmdd-HHMMSS>`` (with a suffix if that exists already)."""
+    base = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    path, i = base, 1
+    while path.exists():
+        path, i = base.with_name(f"{base.name}-{i}"), i + 1
+    return path
+
+
+def check_run_dir(out: Path, n_params: int) -> None:
+    """Fail before training if ``out`` cannot be created or written, or lacks room for the run's files."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out / ".write-test") as f:
+            f.write(b"ok")
+        (out / ".write-test").unlink()
+    except OSError as e:
+        raise ValueError(f"cannot write to the output directory {out}: {e.strerror or e}") from None
+    # model + best + last (with up to two optimiser buffers each) in float32, plots and logs.
+    needed = 4 * n_params * 8 + 4_000_000
+    free = shutil.disk_usage(out).free
+    if free < needed:
+        raise ValueError(f"not enough free space in {out}: {free / 1e6:.1f} MB free, "
+                         f"the run needs about {needed / 1e6:.1f} MB")
+
+
+class Run:
+    """One training run: builds everything from a config and owns the run directory."""
+
+    def __init__(self, cfg: dict[str, Any], out: Path, stream: TextIO = sys.stdout, quiet: bool = False):
+        self.cfg, self.out, self.stream, self.quiet = cfg, Path(out), stream, quiet
+        seeds = np.random.SeedSequence(cfg["seed"]).spawn(2)
+        self.init_rng, self.loader_rng = (np.random.default_rng(s) for s in seeds)
+        self.data = prepare_data(cfg)
+        n_classes = len(self.data.classes)
+        self.spec = C.model_spec(self.data.x_train.shape[1], n_classes, cfg)
+        self.model = build_model(self.spec)
+        C.initialise(self.model, cfg, self.init_rng)
+        check_run_dir(self.out, sum(p.data.size for p in self.model.parameters()))
+        self.loss = C.build_loss(cfg)
+        self.lr = C.effective_lr(cfg, len(self.data.x_train))
+        self.opt = C.build_optimizer(cfg, self.model.parameters(), self.lr)
+        self.valid_name = "valid" if self.data.x_valid is not None else "test"
+        x_va, y_va = ((self.data.x_valid, self.data.y_valid) if self.data.x_valid is not None
+                      else (self.data.x_test, self.data.y_test))
+        bs = None if cfg["full_batch"] else cfg["batch_size"]
+        train_dl = DataLoader(ArrayDataset(self.data.x_train, C.encode_targets(self.data.y_train, n_classes, cfg)),
+                              batch_size=bs, shuffle=not cfg["full_batch"], rng=self.loader_rng)
+        valid_dl = DataLoader(ArrayDataset(x_va, C.encode_targets(y_va, n_classes, cfg)),
+                              batch_size=None if cfg["full_batch"] else 1000)
+        every = cfg["log_every"]
+        self.checkpoint = cbs.Checkpoint(self._save_checkpoint, monitor=f"{self.valid_name}_loss", every=every,
+                                         rng=self.loader_rng)
+        callbacks = [cbs.Recorder(self.valid_name), cbs.NonFiniteGuard(), self.checkpoint,
+                     cbs.History(self.write_metrics, every=every)]
+        if not quiet:
+            callbacks.append(cbs.ProgressBar(self.valid_name, cfg["metric"], every,
+                                             "step" if cfg["full_batch"] else "epoch", stream))
+        if cfg["schedule"] != "none":
+            total = cfg["epochs"] * len(train_dl)
+            callbacks.append(cbs.LRSchedule(C.optim.lr_scheduler.SCHEDULES[cfg["schedule"]](self.lr, total)))
+        if cfg["patience"]:
+            callbacks.append(cbs.EarlyStopping(f"{self.valid_name}_loss", cfg["patience"]))
+        self.learn = Learner(self.model, self.loss, self.opt, train_dl, valid_dl, callbacks)
+        self.learn.history = []
+        self.started = time.time()
+        self.result: dict[str, Any] = {}
+
+    # -- describing ----------------------------------------------------------------------------
+    def describe(self) -> str:
+        d, cfg = self.data, self.cfg
+        sizes = "-".join(str(s) for s in [d.x_train.shape[1], *cfg["hidden"], len(d.classes)])
+        splits = f"{len(d.x_train):,} train" + (f" / {len(d.x_valid):,} valid" if d.x_valid is not None else "")
+        batch = "full batch" if cfg["full_batch"] else f"batch {cfg['batch_size']}"
+        norm = f"normalised with train mean {d.normalize.mean:.4f}, std {d.normalize.std:.4f}" \
+            if d.normalize else "raw [0, 1] pixels"
+        return (f"{cfg['dataset']}: {splits} / {len(d.x_test):,} test, {norm}\n"
+                f"model: MLP {sizes}, {cfg['activation']}, loss {cfg['loss']} ({cfg['reduction']}), "
+                f"{type(self.opt).__name__} lr {self.lr:g}, {batch}, schedule {cfg['schedule']}, "
+                f"{cfg['epochs']} {'steps' if cfg['full_batch'] else 'epochs'}, seed {cfg['seed']}")
+
+    # -- files ---------------------------------------------------------------------------------
+    def _save_checkpoint(self, name: str, state: dict) -> None:
+        opt = {f"opt.{k}": v for k, v in state["opt"].items()}
+        meta = {"kind": "checkpoint", "config": self.cfg, "epoch": state["epoch"],
+                "train_step": state["train_step"], "rng": state.get("rng"),
+                "history": self.learn.history[:state["epoch"]]}
+        save_model(self.out / name, state["model"], self.spec, self.data.normalize, meta, extra=opt)
+
+    def write_metrics(self) -> None:
+        """metrics.json (config, history, final figures once known) and metrics.csv."""
+        payload = {"config": self.cfg, "history": self.learn.history, **self.result,
+                   "wall_time_s": round(time.time() - self.started, 3), "handprop": __version__}
+        with atomic_write(self.out / "metrics.json", "w") as f:
+            json.dump(payload, f, indent=2, default=float)
+        keys: list[str] = []
+        for rec in self.learn.history:
+            keys += [k for k in rec if k not in keys]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(self.learn.history)
+        with atomic_write(self.out / "metrics.csv", "w") as f:
+            f.write(buf.getvalue())
+
+    # -- resume ----------------------------------------------------------------------------------
+    def resume_from(self, checkpoint: Path) -> None:
+        """Continue from ``last.npz``: model, optimiser, data order, step count and history."""
+        arrays, meta = load_arrays(checkpoint)
+        state = {"model": {k[6:]: v for k, v in arrays.items() if k.startswith("model.")},
+                 "opt": {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")},
+                 "epoch": meta["epoch"], "train_step": meta["train_step"]}
+        self.learn.load_state(state)
+        if meta.get("rng"):
+            self.loader_rng.bit_generator.state = meta["rng"]
+        self.learn.history = list(meta.get("history", []))
+        losses = [r[f"{self.valid_name}_loss"] for r in self.learn.history if f"{self.valid_name}_loss" in r]
+        self.checkpoint.best = min(losses, default=self.checkpoint.best)
+
+    # -- the job ---------------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        """Train, evaluate on the test set, write every file; return the final figures."""
+        learn = self.learn
+        try:
+            learn.fit(self.cfg["epochs"])
+        except KeyboardInterrupt:
+            state = self.checkpoint.epoch_start_state or learn.state()
+            self._save_checkpoint("last.npz", state)
+            self.result = {"status": "interrupted"}
+            self.write_metrics()
+            raise TrainingInterrupted(
+                f"interrupted in {'step' if self.cfg['full_batch'] else 'epoch'} {learn.epoch + 1}; "
+                f"checkpoint {self.out / 'last.npz'} holds the state at its start.\n"
+                f"resume with: handprop train --resume {self.out}") from None
+        return self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        d = self.data
+        n_classes = len(d.classes)
+        out = self.learn.predict(d.x_test)
+        targets = C.encode_targets(d.y_test, n_classes, self.cfg)
+        test_loss = self.loss(out, targets)
+        acc = correct_count(out, targets) / len(out)
+        matrix = confusion_matrix(out, class_labels(targets), n_classes)
+        stop = getattr(self.learn, "stop_reason", None)
+        self.result = {"status": "diverged" if getattr(self.learn, "diverged", False) else "finished",
+                       "stop_reason": stop, "test_loss": test_loss, "test_accuracy": acc,
+                       "test_error": 1 - acc, "confusion_matrix": matrix.tolist(),
+                       "epochs_done": self.learn.start_epoch}
+        save_model(self.out / "model.npz", self.model, self.spec, d.normalize,
+                   {"kind": "model", "dataset": self.cfg["dataset"], "config": self.cfg,
+                    "test_accuracy": acc, "classes": list(d.classes)})
+        self.write_metrics()
+        self.plots(matrix)
+        return self.result
+
+    def plots(self, matrix: np.ndarray) -> None:
+        try:
+            from .plots import plot_confusion, plot_curves
+        except ImportError:
+            print("note: matplotlib is not installed, skipping curves.png and confusion.png "
+                  "(pip install 'handprop[cli]')", file=sys.stderr)
+            return
+        plot_curves(self.learn.history, self.out / "curves.png", self.valid_name)
+        plot_confusion(matrix, self.data.classes, self.out / "confusion.png",
+                       f"{self.cfg['dataset']} test: {self.result['test_accuracy']:.2%} accuracy")
+
+    def summary(self) -> str:
+        r = self.result
+        files = " ".join(sorted(p.name for p in self.out.iterdir() if not p.name.startswith(".")))
+        lines = []
+        if r.get("stop_reason"):
+            lines.append(f"stopped: {r['stop_reason']}")
+        lines.append(f"test accuracy {r['test_accuracy']:.2%} (error {r['test_error']:.2%}), "
+                     f"test loss {r['test_loss']:.4f}, {time.time() - self.started:.1f} s")
+        lines.append(f"wrote {self.out}/: {files}")
+        return "\n".join(lines)
+
+
+def load_resume_config(run_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The config saved in ``run_dir/last.npz``; only ``epochs`` may be changed on resume."""
+    checkpoint = run_dir / "last.npz"
+    if not checkpoint.is_file():
+        raise ValueError(f"--resume {run_dir}: no checkpoint last.npz there (is it a handprop run directory?)")
+    _, meta = load_arrays(checkpoint)
+    if meta.get("kind") != "checkpoint":
+        raise ValueError(f"--resume: {checkpoint} is not a handprop checkpoint")
+    cfg = dict(meta["config"])
+    if overrides.get("epochs") is not None:
+        cfg["epochs"] = overrides["epochs"]
+    return cfg
+
