@@ -61,13 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "SGD lr 0.5, 1 epoch, raw pixels) or epfl (tanh MLP, MSE, full-batch GD, 1,000 steps)")
     _add_data_args(t, None)
     t.add_argument("--hidden", type=positive_int, action="append", metavar="N",
-                   help="hidden layer width; repeat for depth (default: 128)")
+                   help="hidden layer width; repeat for depth (default: 256)")
     t.add_argument("--activation", choices=["relu", "leaky", "general", "tanh", "sigmoid"])
     t.add_argument("--loss", choices=["ce", "mse"], help="cross-entropy on labels or MSE on one-hot targets")
     t.add_argument("--init", choices=["default", "kaiming_uniform", "kaiming_normal", "xavier_uniform",
                                       "xavier_normal", "normal"], help="weight init (default: kaiming_normal)")
     t.add_argument("--init-std", type=positive_float, metavar="STD", help="std of --init normal")
-    t.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
+    t.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="default adamw (lr 3e-3, weight decay 0.01); "
+                   "sgd defaults to lr 0.1")
     t.add_argument("--lr", type=positive_float, help="learning rate (peak rate with a schedule)")
     t.add_argument("--momentum", type=nonneg_float)
     t.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
@@ -137,8 +138,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             if args.recipe != "epfl":
                 raise ValueError("--full applies to --recipe epfl only")
             cfg["subset"] = cfg["test_subset"] = None
-        if cfg["loss"] == "mse" and args.recipe is None and args.lr is None:
-            cfg["lr"] = 0.05
         out = args.out or default_run_dir()
     run = Run(cfg, out, quiet=args.quiet)
     if args.resume is not None:
@@ -192,6 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"handprop {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     except OSError as e:
         print(f"handprop {args.command}: error: {e}", file=sys.stderr)
         return EXIT_FAILED

@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import zipfile
 from pathlib import Path
 from typing import IO, Any, Iterator, Mapping
 
@@ -15,13 +15,15 @@ _META_KEY = "__meta__"
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
+    """Open a new temporary file beside ``path``; on success fsync it and rename it onto ``path``.
 
-    A crash, a full disk or an exception inside the block leaves ``path`` untouched (either the
-    old file or no file) and removes the temporary, so a reader never sees a torn file.
+    A crash, a full disk or an exception inside the block leaves ``path`` untouched (the old
+    file or none) and removes the temporary, so a reader never sees a torn file. The file is
+    created with the usual umask-governed permissions.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -57,7 +59,7 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
             arrays = {name: npz[name] for name in npz.files}
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path}: not a readable .npz weights file ({e})") from None
     meta_raw = arrays.pop(_META_KEY, None)
     meta = json.loads(str(meta_raw)) if meta_raw is not None else {}

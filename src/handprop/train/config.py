@@ -9,17 +9,24 @@ import numpy as np
 from .. import nn, optim
 from ..nn import init as _init
 
-#: The plain ``handprop train``: a 784-128-10 ReLU MLP, SGD with Nesterov momentum and a
-#: one-cycle schedule, 5 epochs on normalised MNIST (about 98% test accuracy in a few seconds).
+#: The plain ``handprop train``: a 784-256-10 ReLU MLP, AdamW with a one-cycle schedule, 5 epochs
+#: of batch 64 on normalised MNIST (about 98% test accuracy in a few seconds).
 DEFAULTS: dict[str, Any] = {
     "dataset": "mnist", "data_dir": None, "download": True,
-    "hidden": [128], "activation": "relu", "output_activation": None,
+    "hidden": [256], "activation": "relu", "output_activation": None,
     "loss": "ce", "reduction": "mean", "target_on": 1.0, "target_off": 0.0,
     "init": "kaiming_normal", "init_std": 0.01,
-    "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0,
+    "optimizer": "adamw", "lr": None, "momentum": 0.0, "nesterov": False, "weight_decay": None,
     "schedule": "onecycle", "batch_size": 64, "full_batch": False, "epochs": 5,
     "subset": None, "test_subset": None, "valid": 10000, "normalize": True,
     "seed": 0, "patience": None, "log_every": 1, "metric": "accuracy",
+}
+
+#: Per-optimiser defaults, used where neither the recipe nor a flag sets a value.
+OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sgd": {"lr": 0.1, "weight_decay": 0.0},
+    "adam": {"lr": 3e-3, "weight_decay": 0.0},
+    "adamw": {"lr": 3e-3, "weight_decay": 0.01},
 }
 
 #: The notebooks' experiments; explicit command-line flags override them.
@@ -47,11 +54,15 @@ LOSSES = {"ce": nn.CrossEntropyLoss, "mse": nn.MSELoss}
 
 
 def resolve(recipe: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
-    """DEFAULTS, then the recipe, then every override that is not None."""
+    """DEFAULTS, then the recipe, then every override that is not None; then the chosen
+    optimiser's defaults fill what is still unset (lr, weight decay)."""
     if recipe is not None and recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; expected one of {', '.join(RECIPES)}")
     cfg = {**DEFAULTS, **(RECIPES[recipe] if recipe else {}), "recipe": recipe}
     cfg.update({k: v for k, v in overrides.items() if v is not None})
+    for key, value in OPTIMIZER_DEFAULTS[cfg["optimizer"]].items():
+        if cfg[key] is None:
+            cfg[key] = value
     return cfg
 
 
