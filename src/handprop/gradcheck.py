@@ -107,14 +107,17 @@ def _check_layer(module: Module, inputs: tuple, eps: float, atol: float, rtol: f
                  rng: np.random.Generator) -> GradcheckReport:
     m = copy.deepcopy(module).to(np.float64).train()
     (x,) = inputs
+    def drop_caches() -> None:
+        # every module in the tree (a container like Sequential keeps no cache of its own)
+        for child in m.modules():
+            child.__dict__.pop("_cache", None)
+
     r = rng.standard_normal(np.shape(m(x)))
-    m._saved()  # drop the probe's cache
+    drop_caches()  # drop the probe's cache
 
     def objective() -> float:
         out = m(x)
-        m.__dict__.pop("_cache", None)
-        for child in m.modules():
-            child.__dict__.pop("_cache", None)
+        drop_caches()
         return float(np.vdot(out, r))
 
     m.zero_grad()
@@ -168,9 +171,10 @@ def assert_close(actual: Any, expected: Any, rtol: float = 1e-5, atol: float = 1
         raise AssertionError(f"{name}: shape {a.shape} != expected {e.shape}")
     err = np.abs(a.astype(np.float64) - e.astype(np.float64))
     if not np.all(err <= atol + rtol * np.abs(e)):
-        worst = np.unravel_index(np.argmax(err), err.shape) if err.size else ()
+        # plain ints and Python scalars, so NumPy 2 prints (1,) and 2.1, not (np.int64(1),)
+        worst = tuple(int(i) for i in np.unravel_index(np.argmax(err), err.shape)) if err.size else ()
         raise AssertionError(f"{name}: max abs error {err.max():.3e} at index {worst} "
-                             f"(actual {a[worst]!r}, expected {e[worst]!r}; rtol={rtol}, atol={atol})")
+                             f"(actual {a[worst].item()!r}, expected {e[worst].item()!r}; rtol={rtol}, atol={atol})")
 
 
 def assert_near_zero(value: Any, tol: float = 1e-3, name: str = "value") -> None:

@@ -118,7 +118,7 @@ class Module:
         """Cast every parameter (data and grad) to ``dtype`` in place, e.g. float64 for gradcheck."""
         for p in self.parameters():
             p.data = p.data.astype(dtype)
-            p.grad = np.zeros_like(p.data)
+            p.grad = p.grad.astype(dtype)  # keep accumulated gradients, like torch's Module.to
         return self
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -126,18 +126,20 @@ class Module:
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy arrays into the parameters; names, shapes and dtypes must match exactly."""
+        """Copy arrays into the parameters (cast to each parameter's dtype); names and shapes must
+        match exactly, and on any mismatch nothing is changed."""
         params = dict(self.named_parameters())
         missing, unexpected = params.keys() - state.keys(), state.keys() - params.keys()
         if missing or unexpected:
             raise ValueError(f"{type(self).__name__}.load_state_dict: missing {sorted(missing)}, "
                              f"unexpected {sorted(unexpected)}")
-        for name, p in params.items():
-            value = np.asarray(state[name])
-            if value.shape != p.data.shape:
+        values = {name: np.asarray(state[name]) for name in params}
+        for name, p in params.items():  # validate everything before copying anything
+            if values[name].shape != p.data.shape:
                 raise ValueError(f"{type(self).__name__}.load_state_dict: {name} expected shape "
-                                 f"{p.data.shape}, got {value.shape}")
-            p.data[...] = value
+                                 f"{p.data.shape}, got {values[name].shape}")
+        for name, p in params.items():
+            p.data[...] = values[name]
 
     # -- printing ----------------------------------------------------------------------------
     def extra_repr(self) -> str:
