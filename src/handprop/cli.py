@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weight-decay", type=nonneg_float)
     t.add_argument("--batch-size", type=positive_int)
     t.add_argument("--full-batch", action="store_true", default=None, help="full-batch gradient descent")
+    t.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None,
+                   help="reshuffle the training set every epoch (default: yes; the fastai recipe: no)")
     t.add_argument("--epochs", type=positive_int, help="epochs (steps with --full-batch)")
     t.add_argument("--schedule", choices=["none", "onecycle", "cosine"], help="learning-rate schedule")
     t.add_argument("--subset", type=positive_int, metavar="N", help="train on the first N training images")

@@ -17,7 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "loss": "ce", "reduction": "mean", "target_on": 1.0, "target_off": 0.0,
     "init": "kaiming_normal", "init_std": 0.01,
     "optimizer": "adamw", "lr": None, "momentum": 0.0, "nesterov": False, "weight_decay": None,
-    "schedule": "onecycle", "batch_size": 64, "full_batch": False, "epochs": 5,
+    "schedule": "onecycle", "batch_size": 64, "full_batch": False, "shuffle": True, "epochs": 5,
     "subset": None, "test_subset": None, "valid": 10000, "normalize": True,
     "seed": 0, "patience": None, "log_every": 1, "metric": "accuracy",
 }
@@ -31,10 +31,11 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
 
 #: The notebooks' experiments; explicit command-line flags override them.
 RECIPES: dict[str, dict[str, Any]] = {
-    # fast.ai lesson 9's training loop: raw [0, 1] pixels (no normalisation), plain SGD, 1 epoch.
+    # fast.ai lesson 9's training loop: raw [0, 1] pixels (no normalisation), plain SGD, 1 epoch,
+    # batches in the dataset's order as in the notebook.
     "fastai": {"hidden": [50], "activation": "relu", "loss": "ce", "init": "default",
                "optimizer": "sgd", "lr": 0.5, "momentum": 0.0, "nesterov": False, "schedule": "none",
-               "batch_size": 64, "epochs": 1, "normalize": False},
+               "batch_size": 64, "epochs": 1, "normalize": False, "shuffle": False},
     # EPFL deep-learning practical 3: tanh MLP, summed MSE against 0.9-scaled {-1, +1} one-hot
     # targets, N(0, 1e-6) init, full-batch gradient descent with lr 0.1/N for 1,000 steps on the
     # first 1,000 training and test images; the test set is evaluated at every step.

@@ -94,7 +94,7 @@ def check_run_dir(out: Path, n_params: int) -> None:
 class Run:
     """One training run: builds everything from a config and owns the run directory."""
 
-    def __init__(self, cfg: dict[str, Any], out: Path, stream: TextIO = sys.stdout, quiet: bool = False):
+    def __init__(self, cfg: dict[str, Any], out: Path, stream: TextIO | None = None, quiet: bool = False):
         self.cfg, self.out, self.stream, self.quiet = cfg, Path(out), stream, quiet
         seeds = np.random.SeedSequence(cfg["seed"]).spawn(2)
         self.init_rng, self.loader_rng = (np.random.default_rng(s) for s in seeds)
@@ -112,7 +112,8 @@ class Run:
                       else (self.data.x_test, self.data.y_test))
         bs = None if cfg["full_batch"] else cfg["batch_size"]
         train_dl = DataLoader(ArrayDataset(self.data.x_train, C.encode_targets(self.data.y_train, n_classes, cfg)),
-                              batch_size=bs, shuffle=not cfg["full_batch"], rng=self.loader_rng)
+                              batch_size=bs, shuffle=cfg.get("shuffle", True) and not cfg["full_batch"],
+                              rng=self.loader_rng)
         valid_dl = DataLoader(ArrayDataset(x_va, C.encode_targets(y_va, n_classes, cfg)),
                               batch_size=None if cfg["full_batch"] else 1000)
         every = cfg["log_every"]
@@ -192,6 +193,7 @@ class Run:
             learn.fit(self.cfg["epochs"])
         except KeyboardInterrupt:
             state = self.checkpoint.epoch_start_state or learn.state()
+            self.checkpoint.flush()
             self._save_checkpoint("last.npz", state)
             self.result = {"status": "interrupted"}
             self.write_metrics()
