@@ -5,6 +5,7 @@ turns it back on inside a ``no_grad`` block, ``set_grad_enabled(mode)`` does eit
 work as context managers and as decorators, and they nest. The mode is process-wide (not
 per-thread, unlike PyTorch): handprop computes graphs on one thread.
 
+>>> from handprop.autograd import Tensor, no_grad
 >>> w = Tensor([1.0, 2.0], requires_grad=True)
 >>> with no_grad():
 ...     y = w * 2
