@@ -93,7 +93,10 @@ def _read_stream(stream: BinaryIO, path: Path, size: int, *, compressed: bool,
         raise DatasetError(f"{path}: truncated payload: {declared}, "
                            f"more than a {size}-byte gzip file can hold")
 
-    array = np.empty(shape, dtype=dtype)
+    try:
+        array = np.empty(shape, dtype=dtype)
+    except (ValueError, MemoryError):  # NumPy refuses shapes whose extent overflows, even when empty
+        raise DatasetError(f"{path}: impossible shape {shape} in the header") from None
     got = _read_into(stream, memoryview(array.reshape(-1).view(np.uint8)))
     if got < nbytes:
         raise DatasetError(f"{path}: truncated payload: {declared}, file has {got}")

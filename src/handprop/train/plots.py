@@ -32,7 +32,8 @@ def plot_curves(history: Sequence[dict], path: str | Path, valid_name: str = "va
     ax_acc.set(title="accuracy (%)", xlabel="epoch")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:  # an empty history (diverged in epoch 1) has no lines
+            ax.legend()
     return _save(fig, plt, path)
 
 
