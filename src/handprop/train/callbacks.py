@@ -163,6 +163,7 @@ class Checkpoint(Callback):
         self.save, self.monitor, self.every, self.rng = save, monitor, every, rng
         self.best = math.inf
         self.epoch_start_state: dict | None = None
+        self.best_state: dict | None = None
 
     def _state(self) -> dict:
         state = self.learn.state()
@@ -175,12 +176,25 @@ class Checkpoint(Callback):
 
     def after_epoch(self) -> None:
         state = {**self._state(), "epoch": self.learn.epoch + 1}  # this epoch is done
+        self.epoch_start_state = state  # also the next epoch's start, should Ctrl-C come now
         value = self.learn.record.get(self.monitor)
         if value is not None and value < self.best:
+            # Kept in memory and written with the logged epochs: with --log-every 100 (the epfl
+            # recipe's 1,000 full-batch steps) a write per improving step dominated the run.
             self.best = value
-            self.save("best.npz", state)
+            self.best_state = state
         if _is_logged(self.learn, self.every):
+            self.flush()
             self.save("last.npz", state)
+
+    def after_fit(self) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        """Write ``best.npz`` if the best state changed since it was last written."""
+        if self.best_state is not None:
+            state, self.best_state = self.best_state, None
+            self.save("best.npz", state)
 
 
 class EarlyStopping(Callback):
@@ -192,14 +206,26 @@ class EarlyStopping(Callback):
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
         self.best, self.wait = math.inf, 0
 
-    def after_epoch(self) -> None:
-        value = self.learn.record.get(self.monitor)
+    def before_fit(self) -> None:
+        """Count from the epochs already in ``learn.history`` (a resumed run), as an
+        uninterrupted run would have."""
+        self.best, self.wait = math.inf, 0
+        for rec in getattr(self.learn, "history", []):
+            self._update(rec.get(self.monitor))
+
+    def _update(self, value) -> None:
         if value is None:
             return
         if value < self.best - self.min_delta:
             self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+
+    def after_epoch(self) -> None:
+        value = self.learn.record.get(self.monitor)
+        if value is None:
             return
-        self.wait += 1
+        self._update(value)
         if self.wait >= self.patience:
             self.learn.stop_reason = (f"early stopping: {self.monitor} has not improved for "
                                       f"{self.patience} epochs (best {self.best:.4f})")

@@ -16,8 +16,7 @@ from an outer scope skips the ``after_`` events of the scopes it leaves (as in f
 """
 from __future__ import annotations
 
-import contextlib
-from typing import Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -82,11 +81,12 @@ class Learner:
             if method is not None:
                 method()
 
-    @contextlib.contextmanager
-    def _scope(self, name: str, cancel: type[Exception]) -> Iterator[None]:
+    def _with_events(self, body: Callable[[], None], name: str, cancel: type[Exception]) -> None:
+        """``before_<name>``, ``body()``, ``after_<name>``; ``cancel`` raised by any of the first two
+        (a ``before_`` callback may cancel too) runs ``after_cancel_<name>`` and skips the rest."""
         try:
             self.callback(f"before_{name}")
-            yield
+            body()
         except cancel:
             self.callback(f"after_cancel_{name}")
         self.callback(f"after_{name}")
@@ -98,24 +98,29 @@ class Learner:
         if start_epoch is not None:
             self.start_epoch = start_epoch
         self.n_epochs = epochs
-        with self._scope("fit", CancelFitException):
-            for self.epoch in range(self.start_epoch, epochs):
-                with self._scope("epoch", CancelEpochException):
-                    self._one_pass(training=True)
-                    if self.valid_dl is not None:
-                        self._one_pass(training=False)
-                self.start_epoch = self.epoch + 1
+        self._with_events(self._all_epochs, "fit", CancelFitException)
         return self
+
+    def _all_epochs(self) -> None:
+        for self.epoch in range(self.start_epoch, self.n_epochs):
+            self._with_events(self._one_epoch, "epoch", CancelEpochException)
+            self.start_epoch = self.epoch + 1
+
+    def _one_epoch(self) -> None:
+        self._one_pass(training=True)
+        if self.valid_dl is not None:
+            self._one_pass(training=False)
 
     def _one_pass(self, training: bool) -> None:
         self.training = training
         self.model.train(training)
         self.dl = self.train_dl if training else self.valid_dl
         scope, cancel = ("train", CancelTrainException) if training else ("validate", CancelValidException)
-        with self._scope(scope, cancel):
-            for self.iter, (self.xb, self.yb) in enumerate(self.dl):
-                with self._scope("batch", CancelBatchException):
-                    self._one_batch()
+        self._with_events(self._all_batches, scope, cancel)
+
+    def _all_batches(self) -> None:
+        for self.iter, (self.xb, self.yb) in enumerate(self.dl):
+            self._with_events(self._one_batch, "batch", CancelBatchException)
 
     def _one_batch(self) -> None:
         self.preds = self.model(self.xb)
@@ -124,18 +129,20 @@ class Learner:
         self.callback("after_loss")
         if not self.training:
             return
-        self.model.backward(self.loss_func.backward(), input_grad=False)
-        self.callback("after_backward")
-        self.opt.step()
-        self.train_step += 1
-        self.callback("after_step")
-        self.opt.zero_grad()
+        try:
+            self.model.backward(self.loss_func.backward(), input_grad=False)
+            self.callback("after_backward")
+            self.opt.step()
+            self.train_step += 1
+            self.callback("after_step")
+        finally:  # a cancelled batch's gradient must not leak into the next step
+            self.opt.zero_grad()
 
     def state(self) -> dict:
         """Copies of everything a resume needs: model and optimiser state, position in training."""
         return {"model": self.model.state_dict(),
                 "opt": self.opt.state_dict(),
-                "epoch": self.epoch, "train_step": self.train_step}
+                "epoch": self.start_epoch, "train_step": self.train_step}
 
     def load_state(self, state: dict) -> None:
         """Restore :meth:`state`; the next ``fit`` continues from ``state['epoch']``."""
