@@ -214,8 +214,8 @@ def test_no_data_offline(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    first = proc.stderr.splitlines()[0]
-    assert first.startswith("handprop train: error: mnist: dataset not found"), first
+    (line,) = proc.stderr.splitlines()  # one line, however long
+    assert line.startswith("handprop train: error: mnist: dataset not found"), line
     # The data layer's message goes on to name every folder searched and every remedy (DESIGN.md).
     for remedy in ("--data-dir", "HANDPROP_DATA", "download"):
         assert remedy in proc.stderr

@@ -188,7 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except ValueError as e:  # DatasetError and every argument check are ValueErrors
-        print(f"handprop {args.command}: error: {e}", file=sys.stderr)
+        # One line, even for messages written as several (the data layer's list of remedies).
+        message = " ".join(part.strip() for part in str(e).splitlines() if part.strip())
+        print(f"handprop {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"handprop {args.command}: interrupted", file=sys.stderr)
