@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+from engine_helpers import rel_error
 
 REQUIRE_TORCH = os.environ.get("HANDPROP_REQUIRE_TORCH") == "1"
 
@@ -27,13 +27,10 @@ def torch():
     return import_torch()
 
 
-def rel_error(actual, expected) -> float:
+@pytest.fixture(name="rel_error", scope="session")
+def rel_error_fixture():
     """max |actual - expected| / max |expected|: the 1e-6 criterion of the trust tests."""
-    a = np.asarray(actual, dtype=np.float64)
-    e = np.asarray(expected, dtype=np.float64)
-    assert a.shape == e.shape, f"shape {a.shape} != {e.shape}"
-    scale = max(float(np.abs(e).max(initial=0.0)), 1e-300)
-    return float(np.abs(a - e).max(initial=0.0)) / scale
+    return rel_error
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import handprop.nn as hnn
 
 
 def rel_error(actual, expected) -> float:
-    """max |actual - expected| / max |expected|: the 1e-6 criterion (as in tests/conftest.py)."""
+    """max |actual - expected| / max |expected|: the 1e-6 criterion of the trust tests."""
     a = np.asarray(actual, dtype=np.float64)
     e = np.asarray(expected, dtype=np.float64)
     assert a.shape == e.shape, f"shape {a.shape} != {e.shape}"
