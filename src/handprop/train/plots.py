@@ -31,6 +31,7 @@ def plot_curves(history: Sequence[dict], path: str | Path, valid_name: str = "va
     ax_loss.set(title="loss", xlabel="epoch")
     ax_acc.set(title="accuracy (%)", xlabel="epoch")
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # an empty history (diverged in epoch 1) has no lines
             ax.legend()
