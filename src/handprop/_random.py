@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-_generator = np.random.default_rng()
+# Created on first use: ``numpy.random`` (and the ``secrets`` module it pulls in) costs ~15 ms
+# of ``import handprop`` otherwise.
+_generator: np.random.Generator | None = None
 
 
 def manual_seed(seed: int) -> np.random.Generator:
@@ -15,13 +17,16 @@ def manual_seed(seed: int) -> np.random.Generator:
 
 def default_rng() -> np.random.Generator:
     """The generator used when a function is called without ``rng=``."""
+    global _generator
+    if _generator is None:
+        _generator = np.random.default_rng()
     return _generator
 
 
 def resolve_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     """Turn ``rng=`` (a Generator, a seed or None) into a Generator."""
     if rng is None:
-        return _generator
+        return default_rng()
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):

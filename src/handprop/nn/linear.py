@@ -73,6 +73,9 @@ class Linear(Module):
 
     def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         (x,) = self._saved()
+        if grad_output.shape != (*x.shape[:-1], self.out_features):  # a reshape would hide it
+            raise ValueError(f"{self!r}.backward expected grad_output of shape "
+                             f"{(*x.shape[:-1], self.out_features)}, got {grad_output.shape}")
         g2 = grad_output.reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
         # dL/dW = x^T g and dL/db = sum of g over the batch, accumulated in place.

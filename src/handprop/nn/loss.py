@@ -57,11 +57,13 @@ class MSELoss(Loss):
         self._check_output(output)
         target = np.asarray(target)
         pred = output
-        if output.ndim == 2 and output.shape[1] == 1 and target.shape == output.shape[:1]:
+        column = output.ndim == 2 and output.shape[1] == 1
+        if column and target.shape == output.shape[:1]:
             pred = output[:, 0]
         if pred.shape != target.shape:
-            raise ValueError(f"MSELoss expected target of shape {output.shape} (or ({output.shape[0]},) "
-                             f"for an (N, 1) output), got {target.shape}")
+            # (the hint only for an (N, 1) output: a 0-d output has no shape[0] to format)
+            hint = f" (or ({output.shape[0]},) for an (N, 1) output)" if column else ""
+            raise ValueError(f"MSELoss expected target of shape {output.shape}{hint}, got {target.shape}")
         diff = pred - target.astype(output.dtype, copy=False)
         self._save(diff, output.shape)
         total = float(np.vdot(diff, diff))
@@ -82,18 +84,41 @@ class CrossEntropyLoss(Loss):
 
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
         target = self._check_classes(output, target)
+        n = output.shape[0]
+        rows = np.arange(n)
+        # Fused: e = exp(x - max) is computed once, in one buffer, and kept for backward
+        # (softmax = e / sum(e)); loss_i = log(sum(e_i)) - (x - max)[i, t_i]. The buffer is
+        # the transpose (C, N): max and sum over a short class axis are then reductions
+        # over contiguous rows, 2-10x faster than along axis 1 of an (N, 10) array.
+        e = output.T.copy()
+        e -= e.max(axis=0)
+        picked = e[target, rows]
+        np.exp(e, out=e)
+        sums = e.sum(axis=0)
+        total = float(np.log(sums).sum() - picked.sum())
+        if n and np.isfinite(total):
+            self._save(e, sums, target, rows)
+            return total / n if self.reduction == "mean" else total
+        # inf / nan logits or an empty batch: the unfused logsumexp path defines the result.
         log_probs = F.log_softmax(output)
-        self._save(log_probs, target)
+        self._save(log_probs, None, target, rows)
         return F.nll(log_probs, target, self.reduction)
 
     def backward(self) -> np.ndarray:
-        log_probs, target = self._saved()
-        grad = np.exp(log_probs)
-        n = grad.shape[0]
-        grad[np.arange(n), target] -= 1
-        if self.reduction == "mean" and n:
-            grad *= grad.dtype.type(1.0 / n)
-        return grad
+        e, sums, target, rows = self._saved()
+        n = rows.shape[0]
+        scale = 1.0 / n if self.reduction == "mean" and n else 1.0
+        if sums is None:  # the unfused path: e holds log-probabilities
+            grad = np.exp(e)
+            grad[rows, target] -= 1
+            if scale != 1.0:
+                grad *= grad.dtype.type(scale)
+            return grad
+        # (softmax - onehot) * scale, in place in the forward's (C, N) buffer (nothing else
+        # holds it), returned as its (N, C) transpose: an F-contiguous view, no copy.
+        e *= e.dtype.type(scale) / sums
+        e[target, rows] -= e.dtype.type(scale)
+        return e.T
 
 
 class NLLLoss(Loss):
