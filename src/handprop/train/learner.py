@@ -65,6 +65,7 @@ class Learner:
         self.model, self.loss_func, self.opt = model, loss, opt
         self.train_dl, self.valid_dl = train_dl, valid_dl
         self.callbacks: list[Callback] = []
+        self._handlers: dict[str, list[Callable[[], None]]] = {}  # event -> bound methods
         self.epoch, self.train_step, self.start_epoch = 0, 0, 0
         for cb in callbacks:
             self.add_callback(cb)
@@ -73,13 +74,17 @@ class Learner:
         cb.learn = self
         self.callbacks.append(cb)
         self.callbacks.sort(key=lambda c: c.order)
+        self._handlers = {}
         return self
 
     def callback(self, event: str) -> None:
-        for cb in self.callbacks:
-            method = getattr(cb, event, None)
-            if method is not None:
-                method()
+        """Run every callback's ``event`` method, in ``order`` (looked up once per event name)."""
+        handlers = self._handlers.get(event)
+        if handlers is None:
+            handlers = self._handlers[event] = [m for cb in self.callbacks
+                                                if (m := getattr(cb, event, None)) is not None]
+        for method in handlers:
+            method()
 
     def _with_events(self, body: Callable[[], None], name: str, cancel: type[Exception]) -> None:
         """``before_<name>``, ``body()``, ``after_<name>``; ``cancel`` raised by any of the first two
