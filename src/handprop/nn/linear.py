@@ -79,9 +79,9 @@ class Linear(Module):
         g2 = grad_output.reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
         # dL/dW = x^T g and dL/db = sum of g over the batch, accumulated in place.
-        self.weight.grad += x2.T @ g2
+        self.weight.accumulate_matmul(x2.T, g2)
         if self.bias is not None:
-            self.bias.grad += g2.sum(axis=0)
+            self.bias.accumulate_sum(g2)
         return grad_output @ self.weight.data.T if input_grad else None
 
     def extra_repr(self) -> str:

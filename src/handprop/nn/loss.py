@@ -91,11 +91,11 @@ class CrossEntropyLoss(Loss):
         # the transpose (C, N): max and sum over a short class axis are then reductions
         # over contiguous rows, 2-10x faster than along axis 1 of an (N, 10) array.
         e = output.T.copy()
-        e -= e.max(axis=0)
+        e -= np.maximum.reduce(e, axis=0)
         picked = e[target, rows]
         np.exp(e, out=e)
-        sums = e.sum(axis=0)
-        total = float(np.log(sums).sum() - picked.sum())
+        sums = np.add.reduce(e, axis=0)
+        total = float(np.add.reduce(np.log(sums)) - np.add.reduce(picked))
         if n and np.isfinite(total):
             self._save(e, sums, target, rows)
             return total / n if self.reduction == "mean" else total

@@ -12,13 +12,48 @@ import numpy as np
 
 
 class Parameter:
-    """A trainable array with its gradient buffer (same shape and dtype, starts at zero)."""
+    """A trainable array with its gradient buffer (same shape and dtype, starts at zero).
 
-    __slots__ = ("data", "grad")
+    The buffer also knows when it is *known to be zero*: from ``zero_grad()`` until anyone
+    takes ``.grad`` (who may write into it) or a layer accumulates into it. Layers use
+    :meth:`accumulate_matmul` / :meth:`accumulate_sum`, which then write the product straight
+    into the buffer instead of computing a temporary and adding it (same values: 0 + v == v).
+    So write gradients through ``p.grad`` itself, not through a reference kept from before
+    ``zero_grad()``: the buffer is the same object, but its known-zero state is not.
+    """
+
+    __slots__ = ("data", "_grad", "_grad_is_zero")
 
     def __init__(self, data: np.ndarray):
         self.data = np.ascontiguousarray(data)
-        self.grad = np.zeros_like(self.data)
+        self._grad = np.zeros_like(self.data)
+        self._grad_is_zero = True
+
+    @property
+    def grad(self) -> np.ndarray:
+        self._grad_is_zero = False  # the caller may write into the buffer
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: np.ndarray) -> None:
+        self._grad = value
+        self._grad_is_zero = False
+
+    def accumulate_matmul(self, a: np.ndarray, b: np.ndarray) -> None:
+        """``grad += a @ b`` (into the buffer directly when it is known to be zero)."""
+        if self._grad_is_zero:
+            np.matmul(a, b, out=self._grad)
+            self._grad_is_zero = False
+        else:
+            self._grad += a @ b
+
+    def accumulate_sum(self, g: np.ndarray) -> None:
+        """``grad += g.sum(axis=0)`` (into the buffer directly when it is known to be zero)."""
+        if self._grad_is_zero:
+            np.add.reduce(g, axis=0, out=self._grad)  # (the ufunc: no np.sum wrapper overhead)
+            self._grad_is_zero = False
+        else:
+            self._grad += np.add.reduce(g, axis=0)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -29,7 +64,10 @@ class Parameter:
         return self.data.dtype
 
     def zero_grad(self) -> None:
-        self.grad.fill(0)
+        """Zero the gradient buffer in place (the buffer is reused, so references to it stay valid)."""
+        if not self._grad_is_zero:
+            self._grad.fill(0)
+            self._grad_is_zero = True
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
@@ -103,7 +141,7 @@ class Module:
     # -- state -------------------------------------------------------------------------------
     def zero_grad(self) -> None:
         for p in self.parameters():
-            p.grad.fill(0)
+            p.zero_grad()
 
     def train(self, mode: bool = True) -> Module:
         for m in self.modules():

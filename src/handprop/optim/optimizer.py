@@ -29,7 +29,7 @@ class Optimizer:
     def zero_grad(self) -> None:
         """Reset every gradient buffer to zero (in place: the buffers are reused)."""
         for p in self.params:
-            p.grad.fill(0)
+            p.zero_grad()
 
     def step(self) -> None:
         raise NotImplementedError
