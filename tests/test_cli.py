@@ -265,3 +265,10 @@ def test_info_prints_versions_and_dataset_locations(hp_data, capsys):
     assert str(hp_data / "mnist") in mnist
     assert f"* {hp_data / 'mnist'}" in out
     assert "fashion-mnist:" in out
+
+
+def test_data_dir_flag_trains_and_is_recorded(data_root, tmp_path):
+    code, _, err = run_main(["train", *SMALL, "--epochs", "1", "--quiet", "--offline",
+                             "--data-dir", data_root / "mnist", "--out", tmp_path / "run"])
+    assert code == 0, err
+    assert read_metrics(tmp_path / "run")["config"]["data_dir"] == str(data_root / "mnist")

@@ -129,7 +129,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import config as C
     from .train.run import Run, TrainingInterrupted, default_run_dir, load_resume_config
 
-    overrides = {k: getattr(args, k) for k in C.DEFAULTS if hasattr(args, k)}
+    # str, not Path: the config is saved as JSON in metrics.json and the checkpoints.
+    overrides = {k: str(v) if isinstance(v, Path) else v
+                 for k in C.DEFAULTS if (v := getattr(args, k, None)) is not None}
     if args.resume is not None:
         if args.out is not None and args.out != args.resume:
             raise ValueError("--resume writes into the run directory it resumes; drop --out")
