@@ -60,8 +60,9 @@ def prepare_data(cfg: dict[str, Any]) -> Data:
     norm = None
     if cfg["normalize"]:
         norm = Normalize().fit(x_tr)
-        x_tr, x_te = norm(x_tr), norm(x_te)
-        x_va = norm(x_va) if x_va is not None else None
+        for x in (x_tr, x_va, x_te):  # in place: these float arrays are ours (views of two buffers)
+            if x is not None:
+                norm(x, out=x)
     return Data(x_tr, y_tr, x_va, y_va, x_te, y_te, norm, DATASETS[cfg["dataset"]].classes)
 
 
