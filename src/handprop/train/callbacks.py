@@ -60,7 +60,8 @@ class Recorder(Callback):
         self._finish(self.valid_name)
 
     def after_epoch(self) -> None:
-        self.learn.record["time"] = time.perf_counter() - self.epoch_start
+        now = time.perf_counter()
+        self.learn.record.update(time=now - self.epoch_start, elapsed=now - self.fit_start)
         self.learn.history.append(self.learn.record)
 
 
@@ -92,7 +93,9 @@ class ProgressBar(Callback):
                         (f"train_{m}", f"train_{self.metric}", "{:>10.2%}")]
         if self.learn.valid_dl is not None:
             self.columns += [(f"{v}_loss", f"{v}_loss", "{:>11.4f}"), (f"{v}_{m}", f"{v}_{self.metric}", "{:>10.2%}")]
-        self.columns.append(("time", "time", "{:>7.2f}s"))
+        # an epoch's own time; for one-step "epochs" (full batch) the time since the start
+        self.columns.append(("time", "time", "{:>7.2f}s") if self.label == "epoch"
+                            else ("elapsed", "elapsed", "{:>8.2f}s"))
         header = "".join(f"{title:>{len(fmt.format(0 if 'd' in fmt else 0.0))}}" for title, _, fmt in self.columns)
         self._print(header)
 
