@@ -70,7 +70,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 
 def strip_times(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in rec.items() if k != "time"} for rec in history]
+    return [{k: v for k, v in rec.items() if k not in ("time", "elapsed")} for rec in history]
 
 
 _SMALL_RUN: dict = {}

@@ -197,6 +197,6 @@ def test_progress_bar_error_metric_and_every():
                          callbacks=[Recorder(), ProgressBar(metric="error", every=4, label="step", stream=stream)])
     learn.fit(10)
     lines = stream.getvalue().splitlines()
-    assert lines[0].split() == ["step", "train_loss", "train_err", "time"]
+    assert lines[0].split() == ["step", "train_loss", "train_err", "elapsed"]
     assert [int(l.split()[0]) for l in lines[1:]] == [1, 4, 8, 10]
     assert not math.isnan(float(lines[-1].split()[1]))
