@@ -153,16 +153,14 @@ def load_data(data_dir: str | None = None, synthetic: bool = False) -> Data:
     import numpy as np
     if not synthetic:
         try:
-            from .data import load_dataset
+            from .data import Normalize, load_dataset, to_float_flat
             folder = _mnist_folder(data_dir)
             if folder is not None:
                 (xtr, ytr), (xte, yte) = load_dataset("mnist", folder, download=False)
-                x = np.divide(xtr[:50000].reshape(50000, -1), np.float32(255), dtype=np.float32)
-                xt = np.divide(xte.reshape(len(xte), -1), np.float32(255), dtype=np.float32)
-                mean, std = np.float32(x.mean(dtype=np.float64)), np.float32(x.std(dtype=np.float64))
-                for a in (x, xt):
-                    a -= mean
-                    a /= std
+                x, xt = to_float_flat(xtr[:50000]), to_float_flat(xte)
+                norm = Normalize().fit(x)
+                norm(x, out=x)
+                norm(xt, out=xt)
                 return Data(x, ytr[:50000].astype(np.int64), xt, yte.astype(np.int64), f"MNIST ({folder})")
         except (ImportError, ValueError, OSError) as exc:
             print(f"bench: MNIST not loaded ({exc}); using random data", file=sys.stderr)
@@ -487,11 +485,12 @@ for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
     if i < len(sizes) - 2:
         layers.append(torch.nn.ReLU())
 model = torch.nn.Sequential(*layers)
-opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"],
-                      weight_decay=cfg["weight_decay"])
+assert cfg["optimizer"] == "adamw" and cfg["schedule"] == "onecycle", "mirror handprop's defaults"
+opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
 bs, epochs = cfg["batch_size"], cfg["epochs"]
 steps = (n_train + bs - 1) // bs
-sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=steps * epochs)
+sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=steps * epochs, pct_start=0.25,
+                                            cycle_momentum=False)  # handprop's one_cycle
 g = torch.Generator().manual_seed(cfg["seed"])
 for epoch in range(epochs):
     model.train()
@@ -581,7 +580,7 @@ def bench_memory(data_dir: str | None, use_torch: bool) -> Row:
             script = os.path.join(tmp, "torch_train.py")
             with open(script, "w") as f:
                 f.write(_TORCH_TRAIN.format(cfg={k: cfg[k] for k in (
-                    "dataset", "seed", "valid", "hidden", "lr", "momentum", "nesterov", "weight_decay",
+                    "dataset", "seed", "valid", "hidden", "optimizer", "schedule", "lr", "weight_decay",
                     "batch_size", "epochs")}, data_dir=str(folder)))
             t_rss, t_wall, tcode, ttail = _peak_rss_mb([script, os.path.join(tmp, "t.pt")], tmp)
             if tcode == 0:
@@ -599,8 +598,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="few steps and repeats (a smoke test, seconds)")
     parser.add_argument("--only", metavar="LIST", help=f"comma-separated workloads: {','.join(WORKLOADS)} "
                         f"(default: all but memory)")
-    parser.add_argument("--repeats", type=int, metavar="N", help="timed runs per library (default 5; quick 2)")
-    parser.add_argument("--threads", type=int, metavar="N", help="threads for NumPy's BLAS and PyTorch "
+    from .cli import positive_int
+
+    parser.add_argument("--repeats", type=positive_int, metavar="N", help="timed runs per library (default 5; quick 2)")
+    parser.add_argument("--threads", type=positive_int, metavar="N", help="threads for NumPy's BLAS and PyTorch "
                         "(default: what NumPy's BLAS uses)")
     parser.add_argument("--no-torch", action="store_true", help="time handprop only")
     parser.add_argument("--synthetic", action="store_true", help="random data instead of MNIST")
@@ -623,6 +624,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the selected workloads, print the table; 0 when every comparison is valid."""
     import numpy as np
     selected = _selected(args)
+    json_path = getattr(args, "json", None)
+    if json_path and not os.access(Path(json_path).resolve().parent, os.W_OK):
+        raise ValueError(f"--json {json_path}: cannot write into {Path(json_path).resolve().parent}")
     quick = bool(getattr(args, "quick", False))
     repeats = getattr(args, "repeats", None) or (2 if quick else 5)
     data_dir = getattr(args, "data_dir", None)
@@ -701,7 +705,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"VOID (handprop and PyTorch computed different things): {', '.join(void)}")
     if getattr(args, "json", None):
         import json
-        with open(args.json, "w") as f:
+
+        from .serialize import atomic_write
+        with atomic_write(args.json, "w") as f:
             json.dump([{"name": r.name, "unit": r.unit, "handprop": r.handprop, "torch": r.torch, "ratio": r.ratio,
                         "target": r.target, "met": r.met, "check": r.check, **{k: v for k, v in r.extra.items()
                         if k != "times"}} for r in rows], f, indent=1, default=str)

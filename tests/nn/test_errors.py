@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from handprop import nn
+from handprop.nn import functional as F
 
 
 def raises(error, message):
@@ -201,3 +202,24 @@ def test_load_state_dict_wrong_names_or_shapes(state, message):
     model.load_state_dict(_state())  # the right one loads
     with raises(ValueError, message):
         model.load_state_dict(state)
+
+
+# -- the functional forms validate like the modules (the review found them broadcasting) ----------
+def test_functional_mse_never_broadcasts():
+    with raises(ValueError, "mse expected target of shape (4, 2), got (4,)"):
+        F.mse(np.zeros((4, 2)), np.zeros(4))
+    assert F.mse(np.arange(4.0)[:, None], np.arange(4.0)) == 0.0  # the notebooks' (N, 1) vs (N,)
+
+
+@pytest.mark.parametrize("fn", ["nll", "cross_entropy"])
+def test_functional_classification_losses_check_targets(fn):
+    with raises(ValueError, f"{fn} expected class targets in [0, 3), got -1"):
+        getattr(F, fn)(np.zeros((2, 3)), np.array([-1, 0]))
+    with raises(ValueError, f"{fn} expected integer class targets, got dtype float64"):
+        getattr(F, fn)(np.zeros((2, 3)), np.array([0.0, 1.0]))
+
+
+def test_empty_batch_mean_losses_are_nan_not_a_crash():
+    for crit in (nn.NLLLoss(), nn.CrossEntropyLoss()):
+        assert np.isnan(crit(np.zeros((0, 3)), np.zeros(0, dtype=np.int64)))
+        assert crit.backward().shape == (0, 3)

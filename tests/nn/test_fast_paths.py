@@ -35,7 +35,7 @@ def test_fused_cross_entropy_matches_unfused(n, c, scale, reduction):
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
-def test_cross_entropy_non_finite_logits_take_the_logsumexp_path():
+def test_cross_entropy_non_finite_logits_give_non_finite_loss_like_logsumexp():
     output = np.array([[0.0, np.inf], [1.0, 2.0]], dtype=np.float32)
     crit = nn.CrossEntropyLoss()
     loss = crit(output, np.array([0, 1]))

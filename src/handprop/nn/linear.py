@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 
 from .._random import resolve_rng
+from . import functional as F
 from . import init as _init
 from .module import Module, Parameter
 
@@ -65,9 +66,7 @@ class Linear(Module):
         if x.dtype != w.dtype:
             raise ValueError(f"{self!r} expected {w.dtype} input, got {x.dtype} "
                              f"(convert with x.astype(np.{w.dtype}) or model.to(np.{x.dtype}))")
-        out = np.matmul(x, w)
-        if self.bias is not None:
-            out += self.bias.data
+        out = F.linear(x, w, self.bias.data if self.bias is not None else None)
         self._save(x)
         return out
 
