@@ -272,3 +272,31 @@ def test_data_dir_flag_trains_and_is_recorded(data_root, tmp_path):
                              "--data-dir", data_root / "mnist", "--out", tmp_path / "run"])
     assert code == 0, err
     assert read_metrics(tmp_path / "run")["config"]["data_dir"] == str(data_root / "mnist")
+
+
+def test_metrics_json_is_strict_json_even_when_losses_are_not_finite(hp_data, tmp_path):
+    import json
+    out = tmp_path / "run"
+    with np.errstate(all="ignore"):
+        run_main(["train", *SMALL, "--epochs", "1", "--lr", "1e6", "--quiet", "--out", out])
+    strict = json.loads((out / "metrics.json").read_text(),
+                        parse_constant=lambda c: pytest.fail(f"non-JSON constant {c} in metrics.json"))
+    assert strict["status"] == "diverged"
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--valid", "60000"], "--valid 60000 leaves no training images"),
+    (["--seed", "-1"], "argument --seed: must be >= 0"),
+])
+def test_more_user_errors_are_one_line(hp_data, tmp_path, flags, needle):
+    code, _, err = run_main(["train", *flags, "--out", tmp_path / "run"])
+    assert code == 2 and err.count("\n") == 1 and needle in err, err
+
+
+def test_resume_refuses_to_change_the_configuration(small_run, tmp_path):
+    run_dir = small_run[0]
+    code, _, err = run_main(["train", "--resume", run_dir, "--lr", "0.5", "--hidden", "7"])
+    assert code == 2 and err.count("\n") == 1
+    assert "only --epochs, --data-dir and --offline may change (drop --hidden, --lr)" in err
+    code, _, err = run_main(["train", "--resume", run_dir, "--recipe", "epfl"])
+    assert code == 2 and "drop --recipe/--full" in err

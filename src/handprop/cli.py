@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=positive_int, metavar="N", help="early stopping after N epochs without "
                    "improvement of the validation loss")
     t.add_argument("--log-every", type=positive_int, metavar="N", help="print every N epochs/steps")
-    t.add_argument("--seed", type=int)
+    t.add_argument("--seed", type=nonneg_int, help="seed of the initial weights and the batch order (default 0)")
     t.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<timestamp>)")
     t.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its last.npz")
     t.add_argument("--quiet", action="store_true", help="print only the final summary")
@@ -135,6 +135,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.out is not None and args.out != args.resume:
             raise ValueError("--resume writes into the run directory it resumes; drop --out")
+        if args.recipe or args.full:
+            raise ValueError("--resume continues the saved configuration; drop --recipe/--full")
         cfg, out = load_resume_config(args.resume, overrides), args.resume
     else:
         cfg = C.resolve(args.recipe, overrides)

@@ -80,3 +80,13 @@ def test_activation_repr(module, text):
 def test_activations_have_no_parameters():
     for m in (nn.ReLU(), nn.LeakyReLU(), nn.GeneralReLU(), nn.Tanh(), nn.Sigmoid(), nn.LogSoftmax()):
         assert m.parameters() == [] and m.state_dict() == {}
+
+
+def test_general_relu_passes_the_gradient_at_the_clamp_boundary(torch):
+    """At a pre-clamp value exactly maxv, PyTorch's clamp (and handprop's autograd) pass the gradient."""
+    m = nn.GeneralReLU(leak=0.1, sub=0.5, maxv=1.0)
+    x = np.array([[-1.0, 1.0, 1.5, 3.0]])  # pre-clamp values: -0.6, 0.5, 1.0 (boundary), 2.5
+    m(x)
+    t = torch.tensor(x, requires_grad=True)
+    (torch.nn.functional.leaky_relu(t, 0.1) - 0.5).clamp(max=1.0).sum().backward()
+    np.testing.assert_array_equal(m.backward(np.ones_like(x)), t.grad.numpy())

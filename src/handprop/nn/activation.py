@@ -72,19 +72,20 @@ class GeneralReLU(_Elementwise):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         out = F.general_relu(x, self.leak, self.sub, self.maxv)
-        self._save(x, out)
+        self._save(x)
         return out
 
     def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        x, out = self._saved()
+        (x,) = self._saved()
         self._check_grad(grad_output, x)
         if not input_grad:
             return None
         slope = grad_output.dtype.type(self.leak or 0.0)
         grad = np.where(x > 0, grad_output, grad_output * slope)
         if self.maxv is not None:
-            # the clamp is flat where it bites: out == maxv there.
-            grad[out >= out.dtype.type(self.maxv)] = 0
+            # the clamp is flat only where it bites, strictly above maxv (PyTorch's clamp passes
+            # the gradient at the boundary itself)
+            grad[F.general_relu(x, self.leak, self.sub) > x.dtype.type(self.maxv)] = 0
         return grad
 
     def extra_repr(self) -> str:

@@ -29,6 +29,8 @@ class Recorder(Callback):
         if not hasattr(self.learn, "history"):
             self.learn.history = []
         self.fit_start = time.perf_counter()
+        # a loss without a reduction (e.g. an autograd TensorLoss) is taken as a batch mean
+        self.summed = getattr(self.learn.loss_func, "reduction", "mean") == "sum"
 
     def before_epoch(self) -> None:
         self.learn.record = {"epoch": self.learn.epoch + 1}
@@ -41,14 +43,14 @@ class Recorder(Callback):
 
     def after_loss(self) -> None:
         n = len(self.learn.xb)
-        self.total_loss += self.learn.loss * (n if self.learn.loss_func.reduction == "mean" else 1)
+        self.total_loss += self.learn.loss * (1 if self.summed else n)
         self.correct += correct_count(self.learn.preds, self.learn.yb)
         self.count += n
 
     def _finish(self, prefix: str) -> None:
         if not self.count:
             return
-        loss = self.total_loss / self.count if self.learn.loss_func.reduction == "mean" else self.total_loss
+        loss = self.total_loss if self.summed else self.total_loss / self.count
         acc = self.correct / self.count
         self.learn.record.update({f"{prefix}_loss": loss, f"{prefix}_accuracy": acc, f"{prefix}_error": 1 - acc})
 
@@ -101,7 +103,11 @@ class ProgressBar(Callback):
 
     def _open_bar(self) -> None:
         if self.use_bars:
-            from tqdm.auto import tqdm  # imported only when drawing on a terminal
+            try:
+                from tqdm.auto import tqdm  # imported only when drawing on a terminal
+            except ImportError:  # tqdm is optional (the [cli] extra): plain lines then
+                self.use_bars = False
+                return
             desc = f"{self.label} {self.learn.epoch + 1}/{self.learn.n_epochs} " \
                    f"{'train' if self.learn.training else self.valid_name}"
             self.bar = tqdm(total=len(self.learn.dl), desc=desc, leave=False, file=self.stream,

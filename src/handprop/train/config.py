@@ -49,14 +49,14 @@ RECIPES: dict[str, dict[str, Any]] = {
 ACTIVATIONS = {"relu": ("ReLU", {}, "relu"), "leaky": ("LeakyReLU", {"negative_slope": 0.01}, "leaky_relu"),
                "general": ("GeneralReLU", {"leak": 0.1, "sub": 0.4}, "leaky_relu"),
                "tanh": ("Tanh", {}, "tanh"), "sigmoid": ("Sigmoid", {}, "sigmoid")}
-INIT_CHOICES = ("default", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal", "normal")
 OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW}
 LOSSES = {"ce": nn.CrossEntropyLoss, "mse": nn.MSELoss}
 
 
 def resolve(recipe: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
     """DEFAULTS, then the recipe, then every override that is not None; then the chosen
-    optimiser's defaults fill what is still unset (lr, weight decay)."""
+    optimiser's defaults fill what is still unset (lr, weight decay), and full-batch runs
+    log every tenth of their steps unless told otherwise."""
     if recipe is not None and recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; expected one of {', '.join(RECIPES)}")
     cfg = {**DEFAULTS, **(RECIPES[recipe] if recipe else {}), "recipe": recipe}
@@ -64,6 +64,9 @@ def resolve(recipe: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
     for key, value in OPTIMIZER_DEFAULTS[cfg["optimizer"]].items():
         if cfg[key] is None:
             cfg[key] = value
+    if cfg["full_batch"] and overrides.get("log_every") is None and "log_every" not in RECIPES.get(recipe, {}):
+        # one step per epoch: log (and checkpoint) about ten times, not at every step
+        cfg["log_every"] = max(1, cfg["epochs"] // 10)
     return cfg
 
 

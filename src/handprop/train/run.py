@@ -55,6 +55,9 @@ def prepare_data(cfg: dict[str, Any]) -> Data:
         (x_tr, y_tr), (x_va, y_va) = train_valid_split(x_tr, y_tr, cfg["valid"])
     if cfg["subset"]:
         x_tr, y_tr = x_tr[:cfg["subset"]], y_tr[:cfg["subset"]]
+    if len(x_tr) == 0:
+        raise ValueError(f"--valid {cfg['valid']} leaves no training images "
+                         f"({cfg['dataset']} has {len(x_tr) + len(x_va if x_va is not None else [])})")
     if cfg["test_subset"]:
         x_te, y_te = x_te[:cfg["test_subset"]], y_te[:cfg["test_subset"]]
     norm = None
@@ -161,7 +164,7 @@ class Run:
         payload = {"config": self.cfg, "history": self.learn.history, **self.result,
                    "wall_time_s": round(time.time() - self.started, 3), "handprop": __version__}
         with atomic_write(self.out / "metrics.json", "w") as f:
-            json.dump(payload, f, indent=2, default=float)
+            json.dump(_finite_or_null(payload), f, indent=2, allow_nan=False)
         keys: list[str] = []
         for rec in self.learn.history:
             keys += [k for k in rec if k not in keys]
@@ -247,8 +250,31 @@ class Run:
         return "\n".join(lines)
 
 
+#: What a resume may change: where the data is and whether to download it (the result does not
+#: depend on them), and how many epochs to train in all. Anything else would not be a resume.
+RESUME_OVERRIDES = ("epochs", "data_dir", "download")
+
+
+def _finite_or_null(value: Any) -> Any:
+    """``value`` with NaN and infinities as None: JSON has no literal for them."""
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 def load_resume_config(run_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The config saved in ``run_dir/last.npz``; only ``epochs`` may be changed on resume."""
+    """The config saved in ``run_dir/last.npz``, with the overrides of :data:`RESUME_OVERRIDES`."""
+    others = sorted("--" + k.replace("_", "-") for k, v in overrides.items()
+                    if v is not None and k not in RESUME_OVERRIDES)
+    if others:
+        raise ValueError(f"--resume continues the saved configuration; only --epochs, --data-dir and "
+                         f"--offline may change (drop {', '.join(others)})")
     checkpoint = run_dir / "last.npz"
     if not checkpoint.is_file():
         raise ValueError(f"--resume {run_dir}: no checkpoint last.npz there (is it a handprop run directory?)")
@@ -256,7 +282,6 @@ def load_resume_config(run_dir: Path, overrides: dict[str, Any]) -> dict[str, An
     if meta.get("kind") != "checkpoint":
         raise ValueError(f"--resume: {checkpoint} is not a handprop checkpoint")
     cfg = dict(meta["config"])
-    if overrides.get("epochs") is not None:
-        cfg["epochs"] = overrides["epochs"]
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
     return cfg
 
