@@ -100,13 +100,14 @@ def test_quiet_prints_only_the_summary(hp_data, tmp_path):
 
 def test_load_model_reproduces_the_trained_outputs(hp_data, tmp_path):
     from handprop.train import config as C
+    from handprop.train.metrics import predict
     from handprop.train.run import Run
 
     cfg = C.resolve(None, {"subset": 2000, "valid": 1000, "hidden": [24, 16], "epochs": 1,
                            "activation": "tanh"})
     run = Run(cfg, tmp_path / "run", quiet=True)
     result = run.fit()
-    expected = run.learn.predict(run.data.x_test)
+    expected = predict(run.model, run.data.x_test)
 
     model, normalize, meta, _ = load_model(tmp_path / "run" / "model.npz")
     assert meta["kind"] == "model" and meta["test_accuracy"] == result["test_accuracy"]

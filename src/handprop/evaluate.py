@@ -5,10 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import load_dataset, to_float_flat
+from .data import load_dataset
 from .data.datasets import DATASETS
 from .serialize import load_model
-from .train.metrics import confusion_matrix
 
 
 def resolve_model_path(path: Path) -> Path:
@@ -38,25 +37,19 @@ def evaluate(model_path: Path, dataset: str | None = None, data_dir: Path | None
              download: bool = True) -> int:
     """Print test loss, accuracy, error and the confusion matrix; return the exit status."""
     from .train import config as C
+    from .train.metrics import test_report
+    from .train.run import test_split
 
     path = resolve_model_path(Path(model_path))
     model, normalize, meta, _ = load_model(path)
-    cfg = meta.get("config", {})
-    name = dataset or meta.get("dataset") or cfg.get("dataset", "mnist")
+    cfg = {**C.DEFAULTS, **meta.get("config", {})}
+    name = dataset or meta.get("dataset") or cfg["dataset"]
     _, (x_test, y_test) = load_dataset(name, root=data_dir, download=download)
-    if cfg.get("test_subset"):
-        x_test, y_test = x_test[:cfg["test_subset"]], y_test[:cfg["test_subset"]]
-    x = to_float_flat(x_test)
-    if normalize is not None:
-        normalize(x, out=x)
-    model.eval()
-    out = np.concatenate([model(x[i:i + 10_000]) for i in range(0, len(x), 10_000)])
+    x, y = test_split(x_test, y_test, cfg, normalize)
     classes = list(DATASETS[name].classes)
-    loss = C.build_loss({**C.DEFAULTS, **cfg})
-    test_loss = loss(out, C.encode_targets(y_test, len(classes), {**C.DEFAULTS, **cfg}))
-    matrix = confusion_matrix(out, y_test, len(classes))
-    acc = np.trace(matrix) / len(y_test)
-    print(f"{path}: {name} test set, {len(y_test):,} images")
-    print(f"test loss {test_loss:.4f}   test accuracy {acc:.2%}   test error {1 - acc:.2%}\n")
-    print(format_confusion(matrix, classes))
+    r = test_report(model, C.build_loss(cfg), x, C.encode_targets(y, len(classes), cfg), len(classes))
+    print(f"{path}: {name} test set, {len(y):,} images")
+    print(f"test loss {r['test_loss']:.4f}   test accuracy {r['test_accuracy']:.2%}   "
+          f"test error {r['test_error']:.2%}\n")
+    print(format_confusion(r["confusion_matrix"], classes))
     return 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-import numpy as np
 
 from ..nn.loss import Loss
 from ..nn.module import Module
@@ -155,11 +154,3 @@ class Learner:
         self.opt.load_state_dict(state["opt"])
         self.start_epoch = self.epoch = int(state["epoch"])
         self.train_step = int(state["train_step"])
-
-    def predict(self, x: np.ndarray, batch_size: int = 10_000) -> np.ndarray:
-        """Model outputs for ``x`` in eval mode (no caches kept), in chunks."""
-        self.model.eval()
-        try:
-            return np.concatenate([self.model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-        finally:
-            self.model.train()

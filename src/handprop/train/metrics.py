@@ -28,6 +28,26 @@ def error_rate(output: np.ndarray, target: np.ndarray) -> float:
     return 1.0 - accuracy(output, target)
 
 
+def predict(model, x: np.ndarray, batch_size: int = 10_000) -> np.ndarray:
+    """``model`` outputs for ``x`` in eval mode (no caches kept), in chunks; the mode is restored."""
+    training = model.training
+    model.eval()
+    try:
+        return np.concatenate([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(training)
+
+
+def test_report(model, loss, x: np.ndarray, targets: np.ndarray, num_classes: int) -> dict:
+    """Loss, accuracy, error and confusion matrix of ``model`` on a held-out split (as saved in
+    metrics.json and printed by ``handprop evaluate``)."""
+    out = predict(model, x)
+    matrix = confusion_matrix(out, targets, num_classes)
+    acc = float(np.trace(matrix)) / len(out)
+    return {"test_loss": loss(out, targets), "test_accuracy": acc, "test_error": 1 - acc,
+            "confusion_matrix": matrix}
+
+
 def confusion_matrix(output: np.ndarray, target: np.ndarray, num_classes: int | None = None) -> np.ndarray:
     """(C, C) counts: row = true class, column = predicted class."""
     true = class_labels(target)

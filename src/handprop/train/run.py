@@ -25,7 +25,7 @@ from ..serialize import atomic_write, build_model, load_arrays, save_model
 from . import callbacks as cbs
 from . import config as C
 from .learner import Learner
-from .metrics import class_labels, confusion_matrix, correct_count
+from .metrics import test_report
 
 
 class TrainingInterrupted(Exception):
@@ -49,7 +49,7 @@ class Data:
 def prepare_data(cfg: dict[str, Any]) -> Data:
     """Load the dataset, flatten to [0, 1] float32, split off validation, take subsets, normalise."""
     (x_tr, y_tr), (x_te, y_te) = load_dataset(cfg["dataset"], root=cfg["data_dir"], download=cfg["download"])
-    x_tr, x_te = to_float_flat(x_tr), to_float_flat(x_te)
+    x_tr = to_float_flat(x_tr)
     x_va = y_va = None
     if cfg["valid"]:
         (x_tr, y_tr), (x_va, y_va) = train_valid_split(x_tr, y_tr, cfg["valid"])
@@ -58,15 +58,26 @@ def prepare_data(cfg: dict[str, Any]) -> Data:
     if len(x_tr) == 0:
         raise ValueError(f"--valid {cfg['valid']} leaves no training images "
                          f"({cfg['dataset']} has {len(x_tr) + len(x_va if x_va is not None else [])})")
-    if cfg["test_subset"]:
-        x_te, y_te = x_te[:cfg["test_subset"]], y_te[:cfg["test_subset"]]
     norm = None
     if cfg["normalize"]:
         norm = Normalize().fit(x_tr)
-        for x in (x_tr, x_va, x_te):  # in place: these float arrays are ours (views of two buffers)
+        for x in (x_tr, x_va):  # in place: these float arrays are ours (views of one buffer)
             if x is not None:
                 norm(x, out=x)
+    x_te, y_te = test_split(x_te, y_te, cfg, norm)
     return Data(x_tr, y_tr, x_va, y_va, x_te, y_te, norm, DATASETS[cfg["dataset"]].classes)
+
+
+def test_split(x: np.ndarray, y: np.ndarray, cfg: dict[str, Any], normalize: Normalize | None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The test images as a run sees them: the first ``test_subset``, flattened to [0, 1]
+    float32, normalised with the training statistics (``handprop evaluate`` uses this too)."""
+    if cfg.get("test_subset"):
+        x, y = x[:cfg["test_subset"]], y[:cfg["test_subset"]]
+    x = to_float_flat(x)
+    if normalize is not None:
+        normalize(x, out=x)
+    return x, y
 
 
 def default_run_dir() -> Path:
@@ -210,19 +221,15 @@ class Run:
     def finish(self) -> dict[str, Any]:
         d = self.data
         n_classes = len(d.classes)
-        out = self.learn.predict(d.x_test)
-        targets = C.encode_targets(d.y_test, n_classes, self.cfg)
-        test_loss = self.loss(out, targets)
-        acc = correct_count(out, targets) / len(out)
-        matrix = confusion_matrix(out, class_labels(targets), n_classes)
-        stop = getattr(self.learn, "stop_reason", None)
+        report = test_report(self.model, self.loss, d.x_test, C.encode_targets(d.y_test, n_classes, self.cfg),
+                             n_classes)
+        matrix = report.pop("confusion_matrix")
         self.result = {"status": "diverged" if getattr(self.learn, "diverged", False) else "finished",
-                       "stop_reason": stop, "test_loss": test_loss, "test_accuracy": acc,
-                       "test_error": 1 - acc, "confusion_matrix": matrix.tolist(),
-                       "epochs_done": self.learn.start_epoch}
+                       "stop_reason": getattr(self.learn, "stop_reason", None), **report,
+                       "confusion_matrix": matrix.tolist(), "epochs_done": self.learn.start_epoch}
         save_model(self.out / "model.npz", self.model, self.spec, d.normalize,
                    {"kind": "model", "dataset": self.cfg["dataset"], "config": self.cfg,
-                    "test_accuracy": acc, "classes": list(d.classes)})
+                    "test_accuracy": report["test_accuracy"], "classes": list(d.classes)})
         self.write_metrics()
         self.plots(matrix)
         return self.result
