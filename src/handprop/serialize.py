@@ -6,9 +6,13 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import IO, Any, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
+
+if TYPE_CHECKING:  # for annotations only: serialize stays importable without nn or data
+    from .data.transforms import Normalize
+    from .nn import Module, Sequential
 
 _META_KEY = "__meta__"
 
@@ -68,7 +72,7 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
 
 # -- models: weights + the layer list (spec) + input normalisation, in one .npz ------------------
 
-def build_model(spec: list[dict[str, Any]]):
+def build_model(spec: list[dict[str, Any]]) -> Sequential:
     """A Sequential from a layer list like ``[{"type": "Linear", "in_features": 784, ...}, {"type": "ReLU"}]``.
 
     Linear weights start at zero: load or initialise them next.
@@ -93,7 +97,8 @@ def build_model(spec: list[dict[str, Any]]):
     return nn.Sequential(*layers)
 
 
-def save_model(path: str | os.PathLike, model, spec: list[dict[str, Any]], normalize=None,
+def save_model(path: str | os.PathLike, model: Module | Mapping[str, np.ndarray], spec: list[dict[str, Any]],
+               normalize: Normalize | None = None,
                meta: Mapping[str, Any] | None = None, extra: Mapping[str, np.ndarray] | None = None) -> Path:
     """Weights (``model.<name>``), normalisation (``normalize.mean/std``), spec and ``meta``, atomically.
 
@@ -107,7 +112,7 @@ def save_model(path: str | os.PathLike, model, spec: list[dict[str, Any]], norma
     return save_arrays(path, arrays, {**dict(meta or {}), "spec": spec})
 
 
-def load_model(path: str | os.PathLike):
+def load_model(path: str | os.PathLike) -> tuple[Sequential, Normalize | None, dict[str, Any], dict[str, np.ndarray]]:
     """Rebuild ``(model, normalize or None, meta, arrays)`` from a file written by :func:`save_model`."""
     from .data.transforms import Normalize
 

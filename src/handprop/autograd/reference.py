@@ -36,7 +36,7 @@ def register(cls: type) -> Callable:
     return deco
 
 
-def tensor_forward(layer) -> Callable[..., Tensor]:
+def tensor_forward(layer: nn.Module) -> Callable[..., Tensor]:
     """The Tensor-op version of ``layer``'s forward (dispatch on its type, subclasses included)."""
     for klass in type(layer).__mro__:
         if klass in _BUILDERS:
@@ -51,7 +51,7 @@ class AutogradResult(NamedTuple):
     grad_params: list[np.ndarray]  # dL/dp in ``layer.parameters()`` order (empty for losses)
 
 
-def autograd_grads(layer, x: np.ndarray, grad_output: np.ndarray | None = None,
+def autograd_grads(layer: nn.Module, x: np.ndarray, grad_output: np.ndarray | None = None,
                    target: np.ndarray | None = None) -> AutogradResult:
     """Gradients of ``layer`` at ``x`` computed by autograd through :func:`tensor_forward`.
 
@@ -183,7 +183,7 @@ def _tensor_loss(crit):
 
 
 # -- the same forwards in PyTorch ---------------------------------------------------------------------
-def torch_forward(layer) -> Callable:
+def torch_forward(layer: nn.Module) -> Callable:
     """The PyTorch version of a built-in layer's or loss's forward (same arguments, torch tensors).
 
     ``target`` of a loss stays a NumPy array. Raises TypeError for types without a PyTorch twin.

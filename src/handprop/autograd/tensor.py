@@ -395,13 +395,13 @@ class Tensor:
         return self._inplace(other, np.true_divide)
 
     # -- reductions -------------------------------------------------------------------------------
-    def sum(self, axis=None, keepdims: bool = False) -> Tensor:
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Sum over ``axis`` (int, tuple or None for all)."""
         a = self.data
         out = np.sum(a, axis=axis, keepdims=keepdims)
         return _unary(self, out, lambda g: _expand(g, axis, keepdims, a.shape), "SumBackward")
 
-    def mean(self, axis=None, keepdims: bool = False) -> Tensor:
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Mean over ``axis`` (int, tuple or None for all)."""
         a = self.data
         out = np.mean(a, axis=axis, keepdims=keepdims)
@@ -409,11 +409,11 @@ class Tensor:
         scale = 1.0 / n if n else np.nan
         return _unary(self, out, lambda g: _expand(g * scale, axis, keepdims, a.shape), "MeanBackward")
 
-    def max(self, axis=None, keepdims: bool = False) -> Tensor:
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Maximum over ``axis``; the gradient is split evenly among tied maxima (``torch.amax``)."""
         return self._extreme(np.max, axis, keepdims, "MaxBackward")
 
-    def min(self, axis=None, keepdims: bool = False) -> Tensor:
+    def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Minimum over ``axis``; the gradient is split evenly among tied minima (``torch.amin``)."""
         return self._extreme(np.min, axis, keepdims, "MinBackward")
 
@@ -509,7 +509,7 @@ class Tensor:
         return _unary(self, self.data.astype(dtype), lambda g: g.astype(src), "CastBackward")
 
     # -- shape ------------------------------------------------------------------------------------
-    def reshape(self, *shape) -> Tensor:
+    def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
         """``t.reshape(2, 3)`` or ``t.reshape((2, 3))``; -1 infers one size."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
@@ -523,13 +523,13 @@ class Tensor:
     def flatten(self) -> Tensor:
         return self.reshape(-1)
 
-    def squeeze(self, axis=None) -> Tensor:
+    def squeeze(self, axis: int | tuple[int, ...] | None = None) -> Tensor:
         return self.reshape(np.squeeze(self.data, axis=axis).shape)
 
     def unsqueeze(self, axis: int) -> Tensor:
         return self.reshape(np.expand_dims(self.data, axis).shape)
 
-    def transpose(self, *axes) -> Tensor:
+    def transpose(self, *axes: int | tuple[int, ...]) -> Tensor:
         """Permute axes as ``numpy.transpose`` (no argument: reverse them)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])

@@ -52,7 +52,7 @@ def _fan(array: np.ndarray, mode: str) -> int:
     return fans(array)[0 if mode == "fan_in" else 1]
 
 
-def uniform_(t: np.ndarray | Parameter, low: float = 0.0, high: float = 1.0, rng=None) -> np.ndarray:
+def uniform_(t: np.ndarray | Parameter, low: float = 0.0, high: float = 1.0, rng: np.random.Generator | int | None = None) -> np.ndarray:
     """Fill with U(low, high)."""
     a = _array(t)
     draw = resolve_rng(rng).random(a.shape, dtype=np.float64)
@@ -60,7 +60,7 @@ def uniform_(t: np.ndarray | Parameter, low: float = 0.0, high: float = 1.0, rng
     return a
 
 
-def normal_(t: np.ndarray | Parameter, mean: float = 0.0, std: float = 1.0, rng=None) -> np.ndarray:
+def normal_(t: np.ndarray | Parameter, mean: float = 0.0, std: float = 1.0, rng: np.random.Generator | int | None = None) -> np.ndarray:
     """Fill with N(mean, std^2)."""
     a = _array(t)
     a[...] = resolve_rng(rng).standard_normal(a.shape, dtype=np.float64) * std + mean
@@ -75,7 +75,7 @@ def zeros_(t: np.ndarray | Parameter) -> np.ndarray:
 
 
 def kaiming_uniform_(t: np.ndarray | Parameter, a: float = 0.0, mode: str = "fan_in",
-                     nonlinearity: str = "leaky_relu", rng=None) -> np.ndarray:
+                     nonlinearity: str = "leaky_relu", rng: np.random.Generator | int | None = None) -> np.ndarray:
     """He et al. (2015), uniform: bound = gain * sqrt(3 / fan)."""
     arr = _array(t)
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(arr, mode))
@@ -83,14 +83,14 @@ def kaiming_uniform_(t: np.ndarray | Parameter, a: float = 0.0, mode: str = "fan
 
 
 def kaiming_normal_(t: np.ndarray | Parameter, a: float = 0.0, mode: str = "fan_in",
-                    nonlinearity: str = "leaky_relu", rng=None) -> np.ndarray:
+                    nonlinearity: str = "leaky_relu", rng: np.random.Generator | int | None = None) -> np.ndarray:
     """He et al. (2015), normal: std = gain / sqrt(fan)."""
     arr = _array(t)
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(arr, mode))
     return normal_(arr, 0.0, std, rng=rng)
 
 
-def xavier_uniform_(t: np.ndarray | Parameter, gain: float = 1.0, rng=None) -> np.ndarray:
+def xavier_uniform_(t: np.ndarray | Parameter, gain: float = 1.0, rng: np.random.Generator | int | None = None) -> np.ndarray:
     """Glorot & Bengio (2010), uniform: bound = gain * sqrt(6 / (fan_in + fan_out))."""
     arr = _array(t)
     fan_in, fan_out = fans(arr)
@@ -98,7 +98,7 @@ def xavier_uniform_(t: np.ndarray | Parameter, gain: float = 1.0, rng=None) -> n
     return uniform_(arr, -bound, bound, rng=rng)
 
 
-def xavier_normal_(t: np.ndarray | Parameter, gain: float = 1.0, rng=None) -> np.ndarray:
+def xavier_normal_(t: np.ndarray | Parameter, gain: float = 1.0, rng: np.random.Generator | int | None = None) -> np.ndarray:
     """Glorot & Bengio (2010), normal: std = gain * sqrt(2 / (fan_in + fan_out))."""
     arr = _array(t)
     fan_in, fan_out = fans(arr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Callable
+from typing import Callable, TextIO
 
 import numpy as np
 
@@ -83,7 +83,7 @@ class ProgressBar(Callback):
     order = 10
 
     def __init__(self, valid_name: str = "valid", metric: str = "accuracy", every: int = 1,
-                 label: str = "epoch", stream=None):
+                 label: str = "epoch", stream: TextIO | None = None):
         self.valid_name, self.metric, self.every, self.label = valid_name, metric, every, label
         self.stream = stream or sys.stdout
         self.bar = None
