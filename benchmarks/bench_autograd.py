@@ -29,22 +29,18 @@ IN, OUT, LR = 784, 10, 0.1
 
 
 def hand_written_step(batches, hidden: int) -> Callable[[int], None]:
-    model = nn.Sequential(nn.Linear(IN, hidden, rng=0), nn.ReLU(), nn.Linear(hidden, OUT, rng=1))
-    crit, opt = nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=LR)
-
-    def step(i: int) -> None:
-        x, y = batches[i % len(batches)]
-        crit(model(x), y)
-        opt.zero_grad()
-        model.backward(crit.backward(), input_grad=False)
-        opt.step()
-    return step
+    return _module_step(batches, nn.Sequential(nn.Linear(IN, hidden, rng=0), nn.ReLU(),
+                                               nn.Linear(hidden, OUT, rng=1)))
 
 
 def mixed_step(batches, hidden: int) -> Callable[[int], None]:
     """Sequential(Linear, TensorModule(relu), Linear): one autograd layer inside the Module path."""
-    model = nn.Sequential(nn.Linear(IN, hidden, rng=0), TensorModule(lambda t: t.relu()),
-                          nn.Linear(hidden, OUT, rng=1))
+    return _module_step(batches, nn.Sequential(nn.Linear(IN, hidden, rng=0), TensorModule(lambda t: t.relu()),
+                                               nn.Linear(hidden, OUT, rng=1)))
+
+
+def _module_step(batches, model: nn.Module) -> Callable[[int], None]:
+    """One SGD step of ``model`` through the Module contract (forward, loss, backward, step)."""
     crit, opt = nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=LR)
 
     def step(i: int) -> None:
