@@ -301,3 +301,14 @@ def test_resume_refuses_to_change_the_configuration(small_run, tmp_path):
     assert "only --epochs, --data-dir and --offline may change (drop --hidden, --lr)" in err
     code, _, err = run_main(["train", "--resume", run_dir, "--recipe", "epfl"])
     assert code == 2 and "drop --recipe/--full" in err
+
+
+def test_a_value_error_inside_training_is_a_bug_not_a_user_error(hp_data, tmp_path, monkeypatch):
+    from handprop.train.run import Run
+
+    def broken_fit(self):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(Run, "fit", broken_fit)
+    with pytest.raises(RuntimeError, match="internal error during training: operands could not"):
+        run_main(["train", *SMALL, "--epochs", "1", "--quiet", "--out", tmp_path / "run"])

@@ -155,6 +155,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except TrainingInterrupted as e:
         print(f"\n{e}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ValueError as e:  # every user input was checked above: this is a bug, show the traceback
+        raise RuntimeError(f"internal error during training: {e}") from e
     print(run.summary())
     return EXIT_FAILED if result["status"] == "diverged" else 0
 
