@@ -181,7 +181,9 @@ class Checkpoint(Callback):
         return state
 
     def before_epoch(self) -> None:
-        self.epoch_start_state = self._state()
+        # the state after_epoch kept is this epoch's start already: copy only when there is none
+        if self.epoch_start_state is None or self.epoch_start_state["epoch"] != self.learn.epoch:
+            self.epoch_start_state = self._state()
 
     def after_epoch(self) -> None:
         state = {**self._state(), "epoch": self.learn.epoch + 1}  # this epoch is done
