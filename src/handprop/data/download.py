@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import DatasetError
 from ..serialize import atomic_write
+from .errors import DatasetError
 
 _CHUNK = 1 << 16
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-
 from ..nn.loss import Loss
 from ..nn.module import Module
 from ..optim.optimizer import Optimizer

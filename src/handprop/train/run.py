@@ -21,6 +21,7 @@ import numpy as np
 from .. import __version__
 from ..data import ArrayDataset, DataLoader, Normalize, load_dataset, to_float_flat, train_valid_split
 from ..data.datasets import DATASETS
+from ..optim.lr_scheduler import SCHEDULES
 from ..serialize import atomic_write, build_model, load_arrays, save_model
 from . import callbacks as cbs
 from . import config as C
@@ -141,7 +142,7 @@ class Run:
                                              "step" if cfg["full_batch"] else "epoch", stream))
         if cfg["schedule"] != "none":
             total = cfg["epochs"] * len(train_dl)
-            callbacks.append(cbs.LRSchedule(C.optim.lr_scheduler.SCHEDULES[cfg["schedule"]](self.lr, total)))
+            callbacks.append(cbs.LRSchedule(SCHEDULES[cfg["schedule"]](self.lr, total)))
         if cfg["patience"]:
             callbacks.append(cbs.EarlyStopping(f"{self.valid_name}_loss", cfg["patience"]))
         self.learn = Learner(self.model, self.loss, self.opt, train_dl, valid_dl, callbacks)
