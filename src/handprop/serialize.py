@@ -112,6 +112,12 @@ def save_model(path: str | os.PathLike, model: Module | Mapping[str, np.ndarray]
     return save_arrays(path, arrays, {**dict(meta or {}), "spec": spec})
 
 
+def group(arrays: Mapping[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    """The arrays saved under ``<name>.`` (e.g. ``model``, ``normalize``, ``opt``), prefix removed."""
+    prefix = f"{name}."
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
 def load_model(path: str | os.PathLike) -> tuple[Sequential, Normalize | None, dict[str, Any], dict[str, np.ndarray]]:
     """Rebuild ``(model, normalize or None, meta, arrays)`` from a file written by :func:`save_model`."""
     from .data.transforms import Normalize
@@ -120,8 +126,8 @@ def load_model(path: str | os.PathLike) -> tuple[Sequential, Normalize | None, d
     if "spec" not in meta:
         raise ValueError(f"{path}: no model spec inside; not a handprop model file")
     model = build_model(meta["spec"])
-    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
-    norm_state = {k[10:]: v for k, v in arrays.items() if k.startswith("normalize.")}
+    model.load_state_dict(group(arrays, "model"))
+    norm_state = group(arrays, "normalize")
     normalize = None
     if norm_state:
         normalize = Normalize()

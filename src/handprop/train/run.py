@@ -22,7 +22,7 @@ from .. import __version__
 from ..data import ArrayDataset, DataLoader, Normalize, load_dataset, to_float_flat, train_valid_split
 from ..data.datasets import DATASETS
 from ..optim.lr_scheduler import SCHEDULES
-from ..serialize import atomic_write, build_model, load_arrays, save_model
+from ..serialize import atomic_write, build_model, group, load_arrays, save_model
 from . import callbacks as cbs
 from . import config as C
 from .learner import Learner
@@ -191,8 +191,7 @@ class Run:
     def resume_from(self, checkpoint: Path) -> None:
         """Continue from ``last.npz``: model, optimiser, data order, step count and history."""
         arrays, meta = load_arrays(checkpoint)
-        state = {"model": {k[6:]: v for k, v in arrays.items() if k.startswith("model.")},
-                 "opt": {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")},
+        state = {"model": group(arrays, "model"), "opt": group(arrays, "opt"),
                  "epoch": meta["epoch"], "train_step": meta["train_step"]}
         self.learn.load_state(state)
         if meta.get("rng"):
