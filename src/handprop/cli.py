@@ -49,6 +49,8 @@ def _add_data_args(p: argparse.ArgumentParser, dataset_default: str | None) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .nn import registry  # (nn is imported by `import handprop` anyway)
+
     parser = _Parser(prog="handprop", description="Deep learning from the foundations: NumPy MLPs with "
                      "hand-written backward passes, proven against finite differences, autograd and PyTorch.")
     parser.add_argument("--version", action="version", version=_version())
@@ -62,8 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(t, None)
     t.add_argument("--hidden", type=positive_int, action="append", metavar="N",
                    help="hidden layer width; repeat for depth (default: 256)")
-    t.add_argument("--activation", choices=["relu", "leaky", "general", "tanh", "sigmoid"])
-    t.add_argument("--loss", choices=["ce", "mse"], help="cross-entropy on labels or MSE on one-hot targets")
+    t.add_argument("--activation", choices=list(registry.activations()),
+                   help="hidden-layer activation (default: relu)")
+    t.add_argument("--loss", choices=list(registry.losses()), help="ce: cross-entropy on labels; "
+                   "mse: MSE on one-hot targets")
     t.add_argument("--init", choices=["default", "kaiming_uniform", "kaiming_normal", "xavier_uniform",
                                       "xavier_normal", "normal"], help="weight init (default: kaiming_normal)")
     t.add_argument("--init-std", type=positive_float, metavar="STD", help="std of --init normal")

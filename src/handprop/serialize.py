@@ -72,29 +72,18 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
 
 # -- models: weights + the layer list (spec) + input normalisation, in one .npz ------------------
 
-def build_model(spec: list[dict[str, Any]]) -> Sequential:
-    """A Sequential from a layer list like ``[{"type": "Linear", "in_features": 784, ...}, {"type": "ReLU"}]``.
+def build_model(spec: list[dict[str, Any]] | dict[str, Any]) -> Module:
+    """A model from its description: a layer config (:func:`handprop.nn.registry.layer_config`) or,
+    as model files store an MLP, a list of layer configs meaning a Sequential of them.
 
-    Linear weights start at zero: load or initialise them next.
+    Every argument is checked against the layer's registration; weights are then loaded (or
+    initialised) by the caller.
     """
-    from . import nn
-    from .nn import init as _init
+    from .nn import Module, registry
 
-    buildable = {cls.__name__: cls for cls in (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.GeneralReLU,
-                                                nn.Tanh, nn.Sigmoid, nn.LogSoftmax)}
-    layers = []
-    for i, layer in enumerate(spec):
-        args = dict(layer)
-        kind = args.pop("type", None)
-        if kind not in buildable:
-            raise ValueError(f"model spec layer {i}: unknown type {kind!r}; expected one of {', '.join(buildable)}")
-        if kind == "Linear":
-            args["init"] = lambda w, b, rng: (_init.zeros_(w), b is not None and _init.zeros_(b))
-        try:
-            layers.append(buildable[kind](**args))
-        except TypeError as e:
-            raise ValueError(f"model spec layer {i} ({kind}): {e}") from None
-    return nn.Sequential(*layers)
+    if isinstance(spec, list):
+        spec = {"type": "Sequential", "layers": spec}
+    return registry.build(spec, "model spec", Module)
 
 
 def save_model(path: str | os.PathLike, model: Module | Mapping[str, np.ndarray], spec: list[dict[str, Any]],

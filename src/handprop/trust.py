@@ -8,6 +8,7 @@ from typing import Callable
 import numpy as np
 
 from . import nn
+from .nn import registry
 from .gradcheck import numerical_grad
 
 #: Relative error (max |a - b| / max |b| over every gradient of the case) that counts as equal.
@@ -16,39 +17,21 @@ TOLERANCE = 1e-6
 
 @dataclass
 class TrustCase:
-    """A module (or loss) and how to draw its input (and target) from a generator."""
+    """A float64 module (or loss) from a registration's case, and how to draw its input (and target)."""
 
     name: str
-    module: nn.Module
+    module: nn.Module | nn.Loss
     make_input: Callable[[np.random.Generator], np.ndarray]
     make_target: Callable[[np.random.Generator], np.ndarray] | None = None
 
 
-def _normal(*shape: int, scale: float = 1.0) -> Callable[[np.random.Generator], np.ndarray]:
-    return lambda rng: rng.standard_normal(shape) * scale
-
-
 def builtin_cases() -> list[TrustCase]:
-    """One case per built-in layer and loss (and both reductions of each loss)."""
-    labels = lambda rng: rng.integers(0, 5, size=6)  # noqa: E731
-    cases = [
-        TrustCase("Linear(7 -> 4)", nn.Linear(7, 4, dtype=np.float64, rng=1), _normal(6, 7)),
-        TrustCase("ReLU", nn.ReLU(), _normal(6, 7)),
-        TrustCase("LeakyReLU(0.1)", nn.LeakyReLU(0.1), _normal(6, 7)),
-        TrustCase("GeneralReLU(.1,.4,2)", nn.GeneralReLU(leak=0.1, sub=0.4, maxv=2.0), _normal(6, 7, scale=2)),
-        TrustCase("Tanh", nn.Tanh(), _normal(6, 7)),
-        TrustCase("Sigmoid", nn.Sigmoid(), _normal(6, 7, scale=3)),
-        TrustCase("LogSoftmax", nn.LogSoftmax(), _normal(6, 5, scale=3)),
-        TrustCase("MLP 7-5-3", nn.Sequential(nn.Linear(7, 5, dtype=np.float64, rng=2), nn.ReLU(),
-                                             nn.Linear(5, 3, dtype=np.float64, rng=3)), _normal(6, 7)),
-    ]
-    for reduction in ("mean", "sum"):
-        cases += [
-            TrustCase(f"MSELoss({reduction})", nn.MSELoss(reduction), _normal(6, 3), _normal(6, 3)),
-            TrustCase(f"CrossEntropy({reduction})", nn.CrossEntropyLoss(reduction), _normal(6, 5, scale=3), labels),
-            TrustCase(f"NLLLoss({reduction})", nn.NLLLoss(reduction),
-                      lambda rng: nn.functional.log_softmax(rng.standard_normal((6, 5))), labels),
-        ]
+    """Every case of every registered layer and loss type (see :mod:`handprop.nn.registry`)."""
+    cases = []
+    for entry in registry.layer_types():
+        for case in entry.cases:
+            make_input = case.make_input or (lambda rng, c=case: rng.standard_normal(c.shape) * c.scale)
+            cases.append(TrustCase(case.label, entry.instance(case), make_input, case.target))
     return cases
 
 
@@ -89,15 +72,13 @@ def autograd(case: TrustCase, x: np.ndarray, target, r) -> list[np.ndarray]:
 def pytorch(case: TrustCase, x: np.ndarray, target, r) -> list[np.ndarray]:
     import torch
 
-    from .autograd.reference import torch_forward
-
     m = case.module
     xt = torch.tensor(x, requires_grad=True)
     if isinstance(m, nn.Loss):
-        torch_forward(m)(xt, target).backward()
+        registry.torch_forward(m)(xt, target).backward()
         return [xt.grad.numpy()]
     params = [torch.tensor(p.data, requires_grad=True) for p in m.parameters()]
-    torch_forward(m)(xt, *params).backward(torch.tensor(r))
+    registry.torch_forward(m)(xt, *params).backward(torch.tensor(r))
     return [t.grad.numpy() for t in (xt, *params)]
 
 

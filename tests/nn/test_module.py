@@ -283,3 +283,98 @@ def test_empty_sequential_is_the_identity():
     x = np.arange(3.0)
     seq = nn.Sequential()
     assert seq(x) is x and seq.backward(x) is x and seq.parameters() == []
+
+
+# -- the gradient contract: no hidden state ------------------------------------------------------
+
+class _KeepsGradReference(nn.Module):
+    """A layer written the obvious way: it keeps a reference to its gradient buffer."""
+
+    def __init__(self):
+        self.w = nn.Parameter(np.ones(3))
+        self.g = self.w.grad
+
+    def forward(self, x):
+        self._save(x)
+        return x * self.w.data
+
+    def backward(self, grad, input_grad=True):
+        (x,) = self._saved()
+        self.g += (grad * x).sum(axis=0)
+        return grad * self.w.data
+
+
+class _AddsIntoGrad(_KeepsGradReference):
+    def backward(self, grad, input_grad=True):
+        (x,) = self._saved()
+        self.w.grad += (grad * x).sum(axis=0)
+        return grad * self.w.data
+
+
+@pytest.mark.parametrize("layer_cls", [_KeepsGradReference, _AddsIntoGrad])
+def test_gradient_is_right_however_the_layer_writes_it(layer_cls):
+    """The old known-zero flag gave 4 instead of 2 here after zero_grad (a kept reference)."""
+    model = nn.Sequential(layer_cls())
+    opt = handprop.optim.SGD(model.parameters(), lr=0.0)
+    for _ in range(3):
+        opt.zero_grad()
+        model(np.ones((1, 3)))
+        model.backward(np.full((1, 3), 2.0))
+        np.testing.assert_array_equal(model[0].w.grad, [2.0, 2.0, 2.0])
+
+
+def test_zero_grad_zeroes_the_same_buffer_in_place():
+    lin = nn.Linear(4, 2, rng=0)
+    buffer = lin.weight.grad
+    lin(np.ones((3, 4), np.float32))
+    lin.backward(np.ones((3, 2), np.float32))
+    assert buffer.any()
+    lin.zero_grad()
+    assert lin.weight.grad is buffer and not buffer.any()
+
+
+def test_assigning_data_of_another_dtype_retypes_the_gradient_buffer():
+    lin = nn.Linear(4, 2, rng=0)
+    lin(np.ones((1, 4), np.float32))
+    lin.backward(np.ones((1, 2), np.float32))
+    kept = lin.weight.grad.copy()
+    lin.weight.data = lin.weight.data.astype(np.float64)
+    assert lin.weight.grad.dtype == np.float64
+    np.testing.assert_array_equal(lin.weight.grad, kept)  # accumulated values survive the cast
+    lin.zero_grad()
+    x = np.random.default_rng(0).standard_normal((5, 4))
+    lin(x)
+    lin.backward(np.ones((5, 2)) / 3)
+    np.testing.assert_allclose(lin.weight.grad, x.T @ (np.ones((5, 2)) / 3), rtol=1e-15)
+
+
+def test_assigning_data_of_another_shape_gives_a_fresh_zero_buffer():
+    p = nn.Parameter(np.ones(3))
+    p.grad += 1
+    p.data = np.ones((2, 2), np.float32)
+    assert p.grad.shape == (2, 2) and p.grad.dtype == np.float32 and not p.grad.any()
+
+
+@pytest.mark.parametrize("value,message", [(np.zeros(4), r"shape \(4,\)"), (np.zeros(3, np.float32), "float32")])
+def test_assigning_a_mismatched_grad_is_refused(value, message):
+    p = nn.Parameter(np.ones(3))
+    with pytest.raises(ValueError, match=message):
+        p.grad = value
+
+
+# -- losses are their own type -----------------------------------------------------------------
+
+def test_a_loss_is_not_a_layer_and_sequential_refuses_one():
+    assert not isinstance(nn.CrossEntropyLoss(), nn.Module)
+    with pytest.raises(TypeError, match="argument 2 is CrossEntropyLoss, a loss"):
+        nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.CrossEntropyLoss())
+
+
+def test_tensor_loss_is_a_loss_and_gradcheck_takes_it():
+    from handprop.autograd import TensorLoss
+
+    crit = TensorLoss(lambda out, t: ((out - t) ** 2).mean())
+    assert isinstance(crit, nn.Loss)
+    rng = np.random.default_rng(0)
+    report = handprop.gradcheck(crit, rng.standard_normal((4, 3)), rng.standard_normal((4, 3)))
+    assert report.passed

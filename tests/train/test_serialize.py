@@ -102,7 +102,7 @@ def test_save_and_load_model(tmp_path):
 
 
 def test_build_model_rejects_unknown_layers(tmp_path):
-    with pytest.raises(ValueError, match="unknown type"):
+    with pytest.raises(ValueError, match="unknown layer type"):
         build_model([{"type": "Conv2d"}])
     with pytest.raises(ValueError, match="layer 0"):
         build_model([{"type": "Linear", "in_features": 3}])

@@ -7,11 +7,11 @@
 """
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .module import TensorLoss, TensorModule, apply_module
-from .reference import autograd_grads, register, tensor_forward, torch_forward
+from .reference import autograd_grads, tensor_forward, torch_forward
 from .tensor import Tensor
 
 __all__ = [
     "Tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "TensorModule", "TensorLoss", "apply_module",
-    "tensor_forward", "torch_forward", "autograd_grads", "register",
+    "tensor_forward", "torch_forward", "autograd_grads",
 ]

@@ -12,7 +12,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from ..nn.loss import Loss
 from ..nn.module import Module, Parameter
+from ..nn.registry import register
 from . import grad_mode
 from .grad_mode import no_grad
 from .tensor import Tensor, _result
@@ -20,6 +22,7 @@ from .tensor import Tensor, _result
 __all__ = ["TensorModule", "TensorLoss", "apply_module"]
 
 
+@register(args=None, tensor=lambda layer: layer.forward_tensor)
 class TensorModule(Module):
     """A layer whose forward is written with Tensor ops and whose backward is autograd.
 
@@ -79,7 +82,8 @@ class TensorModule(Module):
         return self.name if self.name and self.name != "<lambda>" else ""
 
 
-class TensorLoss(Module):
+@register(args=None, tensor=lambda crit: crit.fn)
+class TensorLoss(Loss):
     """A loss written with Tensor ops: ``crit = TensorLoss(lambda out, t: ((out - t) ** 2).mean())``.
 
     ``crit(output, target)`` returns a float, ``crit.backward()`` returns dLoss/doutput.
@@ -88,9 +92,6 @@ class TensorLoss(Module):
     def __init__(self, fn: Callable[[Tensor, np.ndarray], Tensor], name: str | None = None):
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None)
-
-    def __call__(self, output: np.ndarray, target: np.ndarray) -> float:
-        return self.forward(output, target)
 
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
         out = Tensor(output, requires_grad=True)

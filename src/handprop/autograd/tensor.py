@@ -480,6 +480,10 @@ class Tensor:
         out = F.tanh(self.data)
         return _unary(self, out, lambda g: g * (1 - out * out), "TanhBackward")
 
+    def erf(self) -> Tensor:
+        x = self.data
+        return _unary(self, F.erf(x), lambda g: g * (2 / np.sqrt(np.pi)) * np.exp(-x * x), "ErfBackward")
+
     def sigmoid(self) -> Tensor:
         out = F.sigmoid(self.data)
         return _unary(self, out, lambda g: g * out * (1 - out), "SigmoidBackward")

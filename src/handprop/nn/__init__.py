@@ -1,13 +1,17 @@
-"""Layers, losses and initialisers with hand-written backward passes."""
-from . import functional, init
-from .activation import GeneralReLU, LeakyReLU, ReLU, Sigmoid, Tanh
+"""Layers, losses and initialisers with hand-written backward passes.
+
+Every layer and loss type is registered (see :mod:`handprop.nn.registry`) beside its class.
+"""
+from . import functional, init, registry
+from .activation import GELU, GeneralReLU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Tanh
 from .linear import Linear
-from .loss import CrossEntropyLoss, LogSoftmax, Loss, MSELoss, NLLLoss
-from .module import Module, Parameter, Sequential
+from .loss import CrossEntropyLoss, Loss, MSELoss, NLLLoss
+from .module import Module, Parameter
+from .sequential import Sequential
 
 __all__ = [
     "Parameter", "Module", "Sequential", "Linear",
-    "ReLU", "LeakyReLU", "GeneralReLU", "Tanh", "Sigmoid",
-    "Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss", "LogSoftmax",
-    "functional", "init",
+    "ReLU", "LeakyReLU", "GeneralReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "LogSoftmax",
+    "Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss",
+    "functional", "init", "registry",
 ]

@@ -1,10 +1,12 @@
-"""Elementwise activations with hand-written backward passes."""
+"""Elementwise activations (and LogSoftmax) with hand-written backward passes, each registered
+with its Tensor reference, its PyTorch twin, its trust cases and its ``--activation`` name."""
 from __future__ import annotations
 
 import numpy as np
 
 from . import functional as F
 from .module import Module
+from .registry import Activation, Arg, Case, register
 
 
 class _Elementwise(Module):
@@ -16,6 +18,8 @@ class _Elementwise(Module):
                              f"got {grad_output.shape}")
 
 
+@register(tensor=lambda layer: lambda x: x.relu(), torch=lambda torch, layer: torch.relu,
+          cases=[Case("ReLU", (6, 7))], activation=Activation("relu", gain="relu"))
 class ReLU(_Elementwise):
     """max(x, 0); gradient 1 where the input was positive, else 0."""
 
@@ -43,6 +47,11 @@ class ReLU(_Elementwise):
         return np.multiply(grad_output, out > 0, dtype=grad_output.dtype)
 
 
+@register(args=(Arg("negative_slope", float),),
+          tensor=lambda layer: lambda x: x.leaky_relu(layer.negative_slope),
+          torch=lambda torch, layer: lambda x: torch.nn.functional.leaky_relu(x, layer.negative_slope),
+          cases=[Case("LeakyReLU(0.1)", (6, 7), {"negative_slope": 0.1})],
+          activation=Activation("leaky", {"negative_slope": 0.01}, gain="leaky_relu"))
 class LeakyReLU(_Elementwise):
     """x for x > 0, negative_slope * x otherwise."""
 
@@ -64,6 +73,28 @@ class LeakyReLU(_Elementwise):
         return f"negative_slope={self.negative_slope}"
 
 
+def _general_relu_reference(layer: GeneralReLU):
+    def general_relu(x):
+        out = x.leaky_relu(layer.leak) if layer.leak else x.relu()
+        out = out - layer.sub if layer.sub is not None else out
+        return out.clamp(max=layer.maxv) if layer.maxv is not None else out
+    return general_relu
+
+
+def _general_relu_torch(torch, layer: GeneralReLU):
+    def general_relu(x):
+        out = torch.nn.functional.leaky_relu(x, layer.leak) if layer.leak else torch.relu(x)
+        out = out - layer.sub if layer.sub is not None else out
+        return out.clamp(max=layer.maxv) if layer.maxv is not None else out
+    return general_relu
+
+
+@register(args=(Arg("leak", float, optional=True), Arg("sub", float, optional=True),
+                Arg("maxv", float, optional=True)),
+          tensor=_general_relu_reference, torch=_general_relu_torch,
+          cases=[Case("GeneralReLU(.1,.4,2)", (6, 7), {"leak": 0.1, "sub": 0.4, "maxv": 2.0}, scale=2),
+                 Case("GeneralReLU()", (6, 7))],
+          activation=Activation("general", {"leak": 0.1, "sub": 0.4}, gain="leaky_relu"))
 class GeneralReLU(_Elementwise):
     """fast.ai's GeneralRelu: (leaky) ReLU, minus ``sub`` (to re-centre the mean), clamped at ``maxv``."""
 
@@ -92,6 +123,8 @@ class GeneralReLU(_Elementwise):
         return f"leak={self.leak}, sub={self.sub}, maxv={self.maxv}"
 
 
+@register(tensor=lambda layer: lambda x: x.tanh(), torch=lambda torch, layer: torch.tanh,
+          cases=[Case("Tanh", (6, 7))], activation=Activation("tanh", gain="tanh"))
 class Tanh(_Elementwise):
     """tanh(x); gradient 1 - tanh(x)^2, from the saved output."""
 
@@ -106,6 +139,8 @@ class Tanh(_Elementwise):
         return grad_output * (1 - out * out) if input_grad else None
 
 
+@register(tensor=lambda layer: lambda x: x.sigmoid(), torch=lambda torch, layer: torch.sigmoid,
+          cases=[Case("Sigmoid", (6, 7), scale=3)], activation=Activation("sigmoid", gain="sigmoid"))
 class Sigmoid(_Elementwise):
     """1 / (1 + exp(-x)); gradient s(1 - s), from the saved output."""
 
@@ -118,3 +153,70 @@ class Sigmoid(_Elementwise):
         (out,) = self._saved()
         self._check_grad(grad_output, out)
         return grad_output * out * (1 - out) if input_grad else None
+
+
+def _gelu_reference(layer: GELU):
+    if layer.approximate == "tanh":
+        return lambda x: 0.5 * x * (1 + (F.GELU_TANH_SCALE * (x + F.GELU_TANH_CUBIC * x ** 3)).tanh())
+    return lambda x: 0.5 * x * (1 + (x * np.sqrt(0.5)).erf())
+
+
+@register(args=(Arg("approximate", str, choices=("none", "tanh")),), tensor=_gelu_reference,
+          torch=lambda torch, layer: lambda x: torch.nn.functional.gelu(x, approximate=layer.approximate),
+          cases=[Case("GELU", (6, 7), scale=2), Case("GELU(tanh)", (6, 7), {"approximate": "tanh"}, scale=2)],
+          activation=Activation("gelu", gain="relu"))
+class GELU(_Elementwise):
+    """x * Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel); ``approximate='tanh'`` is
+    the tanh formula of GPT-2 and BERT. The backward recomputes from the saved input."""
+
+    def __init__(self, approximate: str = "none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._save(x)
+        return F.gelu(x, self.approximate)
+
+    def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        (x,) = self._saved()
+        self._check_grad(grad_output, x)
+        return grad_output * F.gelu_grad(x, self.approximate) if input_grad else None
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+@register(tensor=lambda layer: lambda x: x * x.sigmoid(), torch=lambda torch, layer: torch.nn.functional.silu,
+          cases=[Case("SiLU", (6, 7), scale=3)], activation=Activation("silu", gain="relu"))
+class SiLU(_Elementwise):
+    """x * sigmoid(x) (swish); gradient s * (1 + x * (1 - s)), from the saved input."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._save(x)
+        return F.silu(x)
+
+    def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        (x,) = self._saved()
+        self._check_grad(grad_output, x)
+        return grad_output * F.silu_grad(x) if input_grad else None
+
+
+@register(tensor=lambda layer: lambda x: x.log_softmax(axis=-1),
+          torch=lambda torch, layer: lambda x: torch.log_softmax(x, -1),
+          cases=[Case("LogSoftmax", (6, 5), scale=3)])
+class LogSoftmax(Module):
+    """log_softmax along the last axis; backward g - softmax * sum(g)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out = F.log_softmax(x)
+        self._save(out)
+        return out
+
+    def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        (out,) = self._saved()
+        if grad_output.shape != out.shape:
+            raise ValueError(f"LogSoftmax.backward expected grad_output of shape {out.shape}, got {grad_output.shape}")
+        if not input_grad:
+            return None
+        return grad_output - np.exp(out) * grad_output.sum(axis=-1, keepdims=True)

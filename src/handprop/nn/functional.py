@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .special import erf
+
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """``x @ weight + bias`` with weight (in, out), as in the notebooks' ``lin``."""
@@ -49,6 +51,39 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     """
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+#: GELU's tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+GELU_TANH_SCALE, GELU_TANH_CUBIC = float(np.sqrt(2 / np.pi)), 0.044715
+
+
+def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """x * Phi(x) with Phi the standard normal CDF; ``approximate='tanh'`` uses the tanh formula."""
+    half = x.dtype.type(0.5)
+    if approximate == "tanh":
+        return half * x * (1 + np.tanh(x.dtype.type(GELU_TANH_SCALE) * (x + x.dtype.type(GELU_TANH_CUBIC) * x ** 3)))
+    return half * x * (1 + erf(x * x.dtype.type(np.sqrt(0.5))))
+
+
+def gelu_grad(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """d gelu / dx: Phi(x) + x phi(x) (phi the normal density), or the tanh formula's derivative."""
+    half = x.dtype.type(0.5)
+    if approximate == "tanh":
+        c, k = x.dtype.type(GELU_TANH_SCALE), x.dtype.type(GELU_TANH_CUBIC)
+        t = np.tanh(c * (x + k * x ** 3))
+        return half * (1 + t) + half * x * (1 - t * t) * c * (1 + 3 * k * x * x)
+    return half * (1 + erf(x * x.dtype.type(np.sqrt(0.5)))) + x * np.exp(-half * x * x) * x.dtype.type(1 / np.sqrt(2 * np.pi))
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    """x * sigmoid(x) (swish)."""
+    return x * sigmoid(x)
+
+
+def silu_grad(x: np.ndarray) -> np.ndarray:
+    """d silu / dx = s (1 + x (1 - s)) with s = sigmoid(x)."""
+    s = sigmoid(x)
+    return s * (1 + x * (1 - s))
 
 
 def logsumexp(x: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarray:

@@ -9,7 +9,9 @@ import numpy as np
 from .._random import resolve_rng
 from . import functional as F
 from . import init as _init
+from .blas import matmul_add
 from .module import Module, Parameter
+from .registry import Arg, Case, register
 
 #: ``Linear(init=...)`` by name: each fills the weight in place given (weight, nonlinearity, rng).
 INITS: dict[str, Callable] = {
@@ -21,6 +23,17 @@ INITS: dict[str, Callable] = {
 }
 
 
+def _affine(x, weight, bias=None):
+    """The reference forward (Tensor or torch operands alike): x @ W (+ b)."""
+    return x @ weight if bias is None else x @ weight + bias
+
+
+@register(args=(Arg("in_features", int, size=True), Arg("out_features", int, size=True),
+                Arg("bias", bool, read=lambda layer: layer.bias is not None)),
+          tensor=lambda layer: _affine, torch=lambda torch, layer: _affine,
+          cases=[Case("Linear(7 -> 4)", (6, 7), {"in_features": 7, "out_features": 4, "rng": 1}),
+                 Case("Linear(bias=False)", (4, 5), {"in_features": 5, "out_features": 3, "bias": False, "rng": 0}),
+                 Case("Linear(3-d input)", (2, 4, 5), {"in_features": 5, "out_features": 3, "rng": 1})])
 class Linear(Module):
     """Affine layer. Input (..., in_features) -> output (..., out_features).
 
@@ -77,10 +90,10 @@ class Linear(Module):
                              f"{(*x.shape[:-1], self.out_features)}, got {grad_output.shape}")
         g2 = grad_output.reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
-        # dL/dW = x^T g and dL/db = sum of g over the batch, accumulated in place.
-        self.weight.accumulate_matmul(x2.T, g2)
+        # dL/dW = x^T g and dL/db = sum of g over the batch, added into the buffers.
+        matmul_add(x2.T, g2, self.weight.grad)
         if self.bias is not None:
-            self.bias.accumulate_sum(g2)
+            self.bias.grad += np.add.reduce(g2, axis=0)  # (the ufunc: no np.sum wrapper overhead)
         return grad_output @ self.weight.data.T if input_grad else None
 
     def extra_repr(self) -> str:

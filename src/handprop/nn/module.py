@@ -12,83 +12,66 @@ import numpy as np
 
 
 class Parameter:
-    """A trainable array with its gradient buffer (same shape and dtype, starts at zero).
+    """A trainable array and its gradient buffer (same shape and dtype, starts at zero).
 
-    The buffer also knows when it is *known to be zero*: from ``zero_grad()`` until anyone
-    takes ``.grad`` (who may write into it) or a layer accumulates into it. Layers use
-    :meth:`accumulate_matmul` / :meth:`accumulate_sum`, which then write the product straight
-    into the buffer instead of computing a temporary and adding it (same values: 0 + v == v).
-    So write gradients through ``p.grad`` itself, not through a reference kept from before
-    ``zero_grad()``: the buffer is the same object, but its known-zero state is not.
+    The contract has no hidden state: ``p.grad`` is always an array, ``zero_grad()`` fills it
+    with zeros in place (so a reference kept to the buffer stays valid), and a layer's backward
+    adds into it (``p.grad += dW``). Assigning ``p.data`` an array of another dtype or shape
+    re-types the gradient buffer with it, so the two never disagree.
     """
 
-    __slots__ = ("data", "_grad", "_grad_is_zero")
+    __slots__ = ("_data", "_grad")
 
     def __init__(self, data: np.ndarray):
-        self.data = np.ascontiguousarray(data)
-        self._grad = np.zeros_like(self.data)
-        self._grad_is_zero = True
+        self._data = np.ascontiguousarray(data)
+        self._grad = np.zeros_like(self._data)
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._data
+
+    @data.setter
+    def data(self, value: np.ndarray) -> None:
+        value = np.ascontiguousarray(value)
+        if value.shape != self._grad.shape:
+            self._grad = np.zeros_like(value)
+        elif value.dtype != self._grad.dtype:
+            self._grad = self._grad.astype(value.dtype)  # keep what was accumulated, as Module.to
+        self._data = value
 
     @property
     def grad(self) -> np.ndarray:
-        self._grad_is_zero = False  # the caller may write into the buffer
         return self._grad
 
     @grad.setter
     def grad(self, value: np.ndarray) -> None:
+        value = np.asarray(value)
+        if value.shape != self._data.shape or value.dtype != self._data.dtype:
+            raise ValueError(f"{self!r}: assigned grad of shape {value.shape} and dtype {value.dtype}; "
+                             f"expected {self._data.shape} {self._data.dtype}")
         self._grad = value
-        self._grad_is_zero = False
-
-    def accumulate_matmul(self, a: np.ndarray, b: np.ndarray) -> None:
-        """``grad += a @ b`` (into the buffer directly when it is known to be zero)."""
-        if self._grad_is_zero:
-            np.matmul(a, b, out=self._grad)
-            self._grad_is_zero = False
-        else:
-            self._grad += a @ b
-
-    def accumulate_sum(self, g: np.ndarray) -> None:
-        """``grad += g.sum(axis=0)`` (into the buffer directly when it is known to be zero)."""
-        if self._grad_is_zero:
-            np.add.reduce(g, axis=0, out=self._grad)  # (the ufunc: no np.sum wrapper overhead)
-            self._grad_is_zero = False
-        else:
-            self._grad += np.add.reduce(g, axis=0)
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     def zero_grad(self) -> None:
-        """Zero the gradient buffer in place (the buffer is reused, so references to it stay valid)."""
-        if not self._grad_is_zero:
-            self._grad.fill(0)
-            self._grad_is_zero = True
+        """Zero the gradient buffer in place (references to it stay valid)."""
+        self._grad.fill(0)
 
     def __repr__(self) -> str:
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+        return f"Parameter(shape={self._data.shape}, dtype={self._data.dtype})"
 
 
-class Module:
-    """Base class: subclasses implement ``forward`` and ``backward``; the rest is bookkeeping."""
+class ForwardCache:
+    """What a forward keeps for its backward: saved once, taken once."""
 
     training: bool = True
 
-    def __call__(self, *args: Any) -> Any:
-        return self.forward(*args)
-
-    def forward(self, *args: Any) -> Any:
-        raise NotImplementedError(f"{type(self).__name__}.forward")
-
-    def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        """Return dLoss/dinput (None when ``input_grad`` is False) and add parameter gradients."""
-        raise NotImplementedError(f"{type(self).__name__}.backward")
-
-    # -- the forward cache ------------------------------------------------------------------
     def _save(self, *tensors: Any) -> None:
         """Keep what backward needs (only in training mode: eval-mode inference keeps nothing)."""
         if self.training:
@@ -101,6 +84,20 @@ class Module:
             raise RuntimeError(f"{self!r}: backward() called before forward() "
                                "(or twice for one forward, or after a forward in eval mode)")
         return cache
+
+
+class Module(ForwardCache):
+    """Base class: subclasses implement ``forward`` and ``backward``; the rest is bookkeeping."""
+
+    def __call__(self, *args: Any) -> Any:
+        return self.forward(*args)
+
+    def forward(self, *args: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Return dLoss/dinput (None when ``input_grad`` is False) and add parameter gradients."""
+        raise NotImplementedError(f"{type(self).__name__}.backward")
 
     # -- tree walking -----------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, Module]]:
@@ -155,8 +152,7 @@ class Module:
     def to(self, dtype: np.dtype | type) -> Module:
         """Cast every parameter (data and grad) to ``dtype`` in place, e.g. float64 for gradcheck."""
         for p in self.parameters():
-            p.data = p.data.astype(dtype)
-            p.grad = p.grad.astype(dtype)  # keep accumulated gradients, like torch's Module.to
+            p.data = p.data.astype(dtype)  # the gradient buffer follows, values kept (torch's Module.to)
         return self
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -192,34 +188,3 @@ class Module:
             body = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name.split('.')[-1]}): {body}")
         return "\n".join(lines) + "\n)"
-
-
-class Sequential(Module):
-    """Layers applied in order; backward walks them in reverse."""
-
-    def __init__(self, *layers: Module):
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Module):
-                raise TypeError(f"Sequential: argument {i} is {type(layer).__name__}, not a Module")
-        self.layers = list(layers)
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
-    def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        g = grad_output
-        last = len(self.layers) - 1
-        for i in range(last, -1, -1):
-            g = self.layers[i].backward(g, input_grad or i > 0)
-        return g
-
-    def __getitem__(self, i: int) -> Module:
-        return self.layers[i]
-
-    def __len__(self) -> int:
-        return len(self.layers)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self.layers)

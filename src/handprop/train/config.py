@@ -46,11 +46,7 @@ RECIPES: dict[str, dict[str, Any]] = {
              "subset": 1000, "test_subset": 1000, "valid": 0, "log_every": 100, "metric": "error"},
 }
 
-ACTIVATIONS = {"relu": ("ReLU", {}, "relu"), "leaky": ("LeakyReLU", {"negative_slope": 0.01}, "leaky_relu"),
-               "general": ("GeneralReLU", {"leak": 0.1, "sub": 0.4}, "leaky_relu"),
-               "tanh": ("Tanh", {}, "tanh"), "sigmoid": ("Sigmoid", {}, "sigmoid")}
 OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW}
-LOSSES = {"ce": nn.CrossEntropyLoss, "mse": nn.MSELoss}
 
 
 def resolve(recipe: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -80,22 +76,25 @@ def effective_lr(cfg: dict[str, Any], n_train: int) -> float:
 
 def model_spec(n_in: int, n_out: int, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     """The layer list of an MLP: Linear + activation per hidden size, a Linear out (+ optional activation)."""
-    act_type, act_args, _ = ACTIVATIONS[cfg["activation"]]
     sizes = [n_in, *cfg["hidden"], n_out]
     spec: list[dict[str, Any]] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         spec.append({"type": "Linear", "in_features": a, "out_features": b})
         if i < len(sizes) - 2:
-            spec.append({"type": act_type, **act_args})
+            spec.append(_activation_config(cfg["activation"]))
     if cfg.get("output_activation"):
-        out_type, out_args, _ = ACTIVATIONS[cfg["output_activation"]]
-        spec.append({"type": out_type, **out_args})
+        spec.append(_activation_config(cfg["output_activation"]))
     return spec
+
+
+def _activation_config(name: str) -> dict[str, Any]:
+    entry = nn.registry.activations()[name]
+    return {"type": entry.name, **entry.activation.kwargs}
 
 
 def initialise(model: nn.Module, cfg: dict[str, Any], rng: np.random.Generator) -> None:
     """Draw every Linear's weights with the configured init (gain from the activation)."""
-    name, nonlinearity = cfg["init"], ACTIVATIONS[cfg["activation"]][2]
+    name, nonlinearity = cfg["init"], nn.registry.activations()[cfg["activation"]].activation.gain
     for layer in model.modules():
         if isinstance(layer, nn.Linear):
             if name == "normal":
@@ -103,7 +102,7 @@ def initialise(model: nn.Module, cfg: dict[str, Any], rng: np.random.Generator) 
                 layer.reset_parameters(lambda w, b, r: (_init.normal_(w, std=std, rng=r),
                                                         b is not None and _init.normal_(b, std=std, rng=r)), rng=rng)
             else:
-                layer.reset_parameters(name, nonlinearity if nonlinearity != "sigmoid" else "linear", rng=rng)
+                layer.reset_parameters(name, nonlinearity, rng=rng)
 
 
 def build_optimizer(cfg: dict[str, Any], params: list, lr: float) -> optim.Optimizer:
@@ -116,7 +115,7 @@ def build_optimizer(cfg: dict[str, Any], params: list, lr: float) -> optim.Optim
 
 
 def build_loss(cfg: dict[str, Any]) -> nn.Loss:
-    return LOSSES[cfg["loss"]](reduction=cfg["reduction"])
+    return nn.registry.losses()[cfg["loss"]].cls(reduction=cfg["reduction"])
 
 
 def encode_targets(y: np.ndarray, num_classes: int, cfg: dict[str, Any]) -> np.ndarray:
