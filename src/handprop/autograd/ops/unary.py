@@ -1,17 +1,22 @@
-"""Elementwise math and activations: exp, log, sqrt, abs, relu, leaky_relu, tanh, sigmoid, clamp.
+"""Elementwise math and activations: exp, log, sqrt, abs, erf, relu, leaky_relu, tanh, sigmoid, clamp.
 
-The forward values come from ``nn.functional``, where the hand-written layers use them too;
-the backward multiplies the output gradient by the local derivative, saved from the forward
-(the input, or the output when the derivative is cheaper from it).
+The forward values come from ``nn.functional`` (and ``nn.special``), where the hand-written
+layers use them too; the backward multiplies the output gradient by the local derivative, saved
+from the forward (the input, or the output when the derivative is cheaper from it).
 Functions are named after their Tensor methods, so ``abs`` shadows the builtin here.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ...nn import functional as F
+from ...nn import special
 from ..engine import _unary
 from ..tensor import Tensor
+
+_TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 
 
 def exp(x: Tensor) -> Tensor:
@@ -36,6 +41,12 @@ def abs(x: Tensor) -> Tensor:
     """|x|; the gradient at 0 is 0 (``sign``), as PyTorch."""
     a = x.data
     return _unary(x, np.abs(a), lambda g: g * np.sign(a), "AbsBackward")
+
+
+def erf(x: Tensor) -> Tensor:
+    """The error function (``nn.special.erf``); its derivative is 2/sqrt(pi) exp(-x^2)."""
+    a = x.data
+    return _unary(x, special.erf(a), lambda g: g * (_TWO_OVER_SQRT_PI * np.exp(-a * a)), "ErfBackward")
 
 
 def relu(x: Tensor) -> Tensor:
@@ -83,6 +94,6 @@ def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tens
 
 #: The Tensor methods defined here (``ops/__init__.py`` attaches them).
 METHODS = {
-    "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "relu": relu,
+    "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "erf": erf, "relu": relu,
     "leaky_relu": leaky_relu, "tanh": tanh, "sigmoid": sigmoid, "clamp": clamp,
 }
