@@ -49,16 +49,16 @@ def erf(x) -> np.ndarray:
         raise ValueError(f"erf: expected real numbers, got an array of dtype {x.dtype}")
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     x = x.astype(np.promote_types(dtype, np.float32), copy=False)
-    y = np.minimum(np.abs(x), _SATURATION)  # also keeps y^2 finite for huge |x| and inf
-    out = np.empty_like(y)
-    near, tail = y <= 0.5, y > 4
+    out = np.abs(x, out=np.empty_like(x))  # |x|, then overwritten piece by piece with erf(|x|)
+    np.minimum(out, _SATURATION, out=out)  # also keeps |x|^2 finite for huge |x| and inf
+    near, tail = out <= 0.5, out > 4
     middle = ~(near | tail)  # nan lands here and stays nan
 
-    t = y[near]
+    t = out[near]
     out[near] = t * _rational(_R1, t * t)
-    t = y[middle]
+    t = out[middle]
     out[middle] = 1 - np.exp(-t * t) * _rational(_R2, t)
-    t = y[tail]
+    t = out[tail]
     z = 1 / (t * t)
     out[tail] = 1 - np.exp(-t * t) / t * (_ONE_OVER_SQRT_PI - z * _rational(_R3, z))
     return np.copysign(out, x, out=out).astype(dtype, copy=False)
