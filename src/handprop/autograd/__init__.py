@@ -5,6 +5,7 @@
 >>> loss = (Tensor([[1.0, 2.0]]) @ w).relu().sum()
 >>> loss.backward()
 """
+from . import ops  # noqa: F401  (makes the operations Tensor methods)
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .module import TensorLoss, TensorModule, apply_module
 from .reference import autograd_grads, tensor_forward, torch_forward

@@ -23,6 +23,10 @@ Semantics follow PyTorch where it has an opinion:
   is on (use them in ``no_grad()``, e.g. for an SGD step); a graph that saved a Tensor later
   modified in place raises on backward instead of returning wrong gradients.
 
+This module holds the Tensor itself (its data, gradient and leaf bookkeeping); the backward
+walk is in ``engine.py``, and the operations, each forward beside its backward, are in
+``ops/`` by family (arithmetic, unary, reduction, movement), which makes them Tensor methods.
+
 >>> x = Tensor([[1.0, -2.0]], requires_grad=True)
 >>> y = (x * x).sum()
 >>> y.backward()
@@ -31,22 +35,13 @@ array([[ 2., -4.]], dtype=float32)
 """
 from __future__ import annotations
 
-from numbers import Number
-from typing import Callable, Sequence
-
 import numpy as np
 
-from ..nn import functional as F
-from . import grad_mode as _gm
+from . import engine
+from .engine import _Backward
+from .engine import _result  # noqa: F401  (module.py builds its nodes with it, imported from here)
 
 __all__ = ["Tensor"]
-
-_Backward = Callable[[np.ndarray], Sequence["np.ndarray | None"]]
-
-_FREED = ("Trying to backward through the graph a second time (or directly access saved tensors "
-          "after they have already been freed). Saved intermediate values of the graph are freed "
-          "when you call .backward(). Specify retain_graph=True if you need to backward through "
-          "the graph a second time.")
 
 
 class Tensor:
@@ -85,6 +80,18 @@ class Tensor:
         self._version = 0
         self._retain = False
 
+    @classmethod
+    def _wrap(cls, data) -> Tensor:
+        """A Tensor around ``data`` outside any graph: the fast path for op outputs (no checks)."""
+        t = cls.__new__(cls)
+        t.data = data if type(data) is np.ndarray else np.asarray(data)
+        t.grad = None
+        t.requires_grad = False
+        t._parents, t._backward, t._op, t._versions = (), None, None, ()
+        t._version = 0
+        t._retain = False
+        return t
+
     # -- properties ---------------------------------------------------------------------------
     shape = property(lambda self: self.data.shape, doc="Shape of ``data``.")
     dtype = property(lambda self: self.data.dtype, doc="dtype of ``data``.")
@@ -100,11 +107,6 @@ class Tensor:
     def grad_fn(self) -> str | None:
         """Name of the operation that produced this Tensor (e.g. ``'MulBackward'``), or None."""
         return self._op
-
-    @property
-    def T(self) -> Tensor:
-        """All axes reversed (the matrix transpose for 2-D)."""
-        return self.transpose()
 
     def item(self) -> float:
         """The single value as a Python float."""
@@ -165,6 +167,7 @@ class Tensor:
             self.grad.fill(0)
 
     def _accumulate(self, g: np.ndarray) -> None:
+        """Add ``g`` into ``.grad`` (the walk calls this for leaves and retained non-leaves)."""
         if self.grad is None:
             self.grad = np.array(g, dtype=self.data.dtype, copy=True)  # own it: g may be shared
         else:
@@ -191,493 +194,4 @@ class Tensor:
                                  f"but the Tensor has shape {self.shape}")
             seed = seed.astype(self.dtype, copy=False)
 
-        grads: dict[Tensor, np.ndarray] = {self: seed}
-        for node in reversed(self._topological_order()):
-            g = grads.pop(node, None)
-            if g is None:
-                continue
-            if node._op is None:  # a leaf that requires grad
-                node._accumulate(g)
-                continue
-            if node._retain:
-                node._accumulate(g)
-            fn = node._backward
-            if fn is None:
-                raise RuntimeError(_FREED)
-            parents = node._parents
-            if node._version or node._versions != tuple(p._version for p in parents):
-                raise RuntimeError(f"a Tensor needed to compute the gradient of {node._op} was "
-                                   f"modified by an in-place operation after it was used")
-            if not retain_graph:
-                node._backward = None  # frees the saved buffers held by the closure
-            for p, pg in zip(parents, fn(g)):
-                if pg is None or not p.requires_grad:
-                    continue
-                if type(pg) is not np.ndarray or pg.dtype != p.data.dtype:
-                    pg = np.asarray(pg, dtype=p.data.dtype)
-                if pg.shape != p.data.shape:  # a bug in an op's backward, never the user's
-                    raise RuntimeError(f"{node._op} produced a gradient of shape {pg.shape} "
-                                       f"for an input of shape {p.data.shape}")
-                prev = grads.get(p)
-                grads[p] = pg if prev is None else prev + pg  # never in place: pg may be shared
-
-    def _topological_order(self) -> list[Tensor]:
-        """Nodes requiring grad reachable from self, inputs before outputs (iterative DFS)."""
-        order: list[Tensor] = []
-        visited: set[int] = set()
-        stack: list[tuple[Tensor, bool]] = [(self, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            stack.append((node, True))
-            for p in node._parents:
-                if p.requires_grad and id(p) not in visited:
-                    stack.append((p, False))
-        return order
-
-    # -- conversion helpers ---------------------------------------------------------------------
-    def _operand(self, other) -> tuple[np.ndarray | Number, Tensor | None]:
-        """(array or weak Python scalar, Tensor or None) for the other side of a binary op."""
-        if isinstance(other, Tensor):
-            return other.data, other
-        if isinstance(other, np.generic):  # before float: np.float64 subclasses float
-            return other.item(), None  # like a Python scalar: never promotes float32 -> float64
-        if isinstance(other, (bool, int, float)):
-            return other, None
-        t = Tensor(other)
-        return t.data, t
-
-    def _binary(self, other, fn, name: str, backward_factory, reverse: bool = False) -> Tensor:
-        b, bt = self._operand(other)
-        a = self.data
-        try:
-            out = fn(b, a) if reverse else fn(a, b)
-        except ValueError:
-            sa, sb = a.shape, np.shape(b)
-            if reverse:
-                sa, sb = sb, sa
-            raise ValueError(f"cannot broadcast shapes {sa} and {sb} in {name}") from None
-        parents = (self,) if bt is None else (self, bt)
-        if not _tracking(parents):
-            return _const(out)
-        need_b = bt is not None and bt.requires_grad
-        return _result(out, parents, backward_factory(a, b, out, self.requires_grad, need_b),
-                       name.capitalize() + "Backward")
-
-    # -- arithmetic -----------------------------------------------------------------------------
-    def __add__(self, other, _reverse: bool = False) -> Tensor:
-        def bw(a, b, out, na, nb):
-            sa, sb = a.shape, np.shape(b)
-            return lambda g: (_unbroadcast(g, sa) if na else None, _unbroadcast(g, sb) if nb else None)
-        return self._binary(other, np.add, "add", bw, _reverse)
-
-    def __radd__(self, other) -> Tensor:
-        return self.__add__(other, True)
-
-    def __sub__(self, other) -> Tensor:
-        def bw(a, b, out, na, nb):
-            sa, sb = a.shape, np.shape(b)
-            return lambda g: (_unbroadcast(g, sa) if na else None, _unbroadcast(-g, sb) if nb else None)
-        return self._binary(other, np.subtract, "sub", bw)
-
-    def __rsub__(self, other) -> Tensor:
-        def bw(a, b, out, na, nb):
-            return lambda g: (_unbroadcast(-g, a.shape),)
-        return self._binary(other, np.subtract, "rsub", bw, reverse=True)
-
-    def __mul__(self, other, _reverse: bool = False) -> Tensor:
-        def bw(a, b, out, na, nb):
-            return lambda g: (_unbroadcast(g * b, a.shape) if na else None,
-                              _unbroadcast(g * a, np.shape(b)) if nb else None)
-        return self._binary(other, np.multiply, "mul", bw, _reverse)
-
-    def __rmul__(self, other) -> Tensor:
-        return self.__mul__(other, True)
-
-    def __truediv__(self, other) -> Tensor:
-        def bw(a, b, out, na, nb):
-            # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -out/b
-            return lambda g: (_unbroadcast(g / b, a.shape) if na else None,
-                              _unbroadcast(-g * out / b, np.shape(b)) if nb else None)
-        return self._binary(other, np.true_divide, "div", bw)
-
-    def __rtruediv__(self, other) -> Tensor:
-        def bw(a, b, out, na, nb):
-            return lambda g: (_unbroadcast(-g * out / a, a.shape),)
-        return self._binary(other, np.true_divide, "rdiv", bw, reverse=True)
-
-    def __pow__(self, exponent) -> Tensor:
-        if isinstance(exponent, (bool, int, float, np.generic)) and np.ndim(exponent) == 0:
-            p = exponent.item() if isinstance(exponent, np.generic) else exponent
-            a = self.data
-            out = a ** p
-            if not _tracking((self,)):
-                return _const(out)
-
-            def backward(g):
-                if p == 0:
-                    return (np.zeros_like(a),)
-                return (g * (p * a if p == 2 else p * a ** (p - 1)),)
-            return _result(out, (self,), backward, "PowBackward")
-
-        def bw(a, b, out, na, nb):
-            def backward(g):
-                ga = gb = None
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    if na:
-                        ga = _unbroadcast(g * b * a ** (b - 1), a.shape)
-                    if nb:  # d(a^b)/db = a^b log a, taken as 0 where a == 0 and b >= 0 (as torch)
-                        d = np.where((a == 0) & (b >= 0), 0, out * np.log(a))
-                        gb = _unbroadcast(g * d, np.shape(b))
-                return ga, gb
-            return backward
-        return self._binary(exponent, np.power, "pow", bw)
-
-    def __rpow__(self, base) -> Tensor:
-        def bw(a, b, out, na, nb):
-            return lambda g: (_unbroadcast(g * out * np.log(b), a.shape),)
-        return self._binary(base, np.power, "rpow", bw, reverse=True)
-
-    def __matmul__(self, other) -> Tensor:
-        b, bt = self._operand(other)
-        if bt is None:
-            b, bt = np.asarray(b), Tensor(b)
-        return _matmul(self, bt)
-
-    def __rmatmul__(self, other) -> Tensor:
-        return _matmul(Tensor(other) if not isinstance(other, Tensor) else other, self)
-
-    # comparisons give boolean ndarrays (masks), outside the graph; == stays identity (hashable)
-    def __lt__(self, other) -> np.ndarray:
-        return self.data < self._operand(other)[0]
-
-    def __le__(self, other) -> np.ndarray:
-        return self.data <= self._operand(other)[0]
-
-    def __gt__(self, other) -> np.ndarray:
-        return self.data > self._operand(other)[0]
-
-    def __ge__(self, other) -> np.ndarray:
-        return self.data >= self._operand(other)[0]
-
-    def __neg__(self) -> Tensor:
-        return _unary(self, np.negative(self.data), lambda g: -g, "NegBackward")
-
-    # -- in place (data only, never recorded) -----------------------------------------------------
-    def _inplace(self, other, fn) -> Tensor:
-        if self.requires_grad and _gm._enabled:
-            raise RuntimeError("in-place operation on a Tensor that requires grad while grad mode "
-                               "is on; do it under `with no_grad():` (e.g. an SGD step)")
-        b = other.data if isinstance(other, Tensor) else other
-        try:
-            fn(self.data, b, out=self.data, casting="same_kind")
-        except ValueError:
-            raise ValueError(f"cannot broadcast shapes {self.shape} and {np.shape(b)} "
-                             f"into {self.shape} in place") from None
-        self._version += 1
-        return self
-
-    def __iadd__(self, other) -> Tensor:
-        return self._inplace(other, np.add)
-
-    def __isub__(self, other) -> Tensor:
-        return self._inplace(other, np.subtract)
-
-    def __imul__(self, other) -> Tensor:
-        return self._inplace(other, np.multiply)
-
-    def __itruediv__(self, other) -> Tensor:
-        return self._inplace(other, np.true_divide)
-
-    # -- reductions -------------------------------------------------------------------------------
-    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        """Sum over ``axis`` (int, tuple or None for all)."""
-        a = self.data
-        out = np.sum(a, axis=axis, keepdims=keepdims)
-        return _unary(self, out, lambda g: _expand(g, axis, keepdims, a.shape), "SumBackward")
-
-    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        """Mean over ``axis`` (int, tuple or None for all)."""
-        a = self.data
-        out = np.mean(a, axis=axis, keepdims=keepdims)
-        n = a.size // max(np.size(out), 1) if a.size else 0
-        scale = 1.0 / n if n else np.nan
-        return _unary(self, out, lambda g: _expand(g * scale, axis, keepdims, a.shape), "MeanBackward")
-
-    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        """Maximum over ``axis``; the gradient is split evenly among tied maxima (``torch.amax``)."""
-        return self._extreme(np.max, axis, keepdims, "MaxBackward")
-
-    def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        """Minimum over ``axis``; the gradient is split evenly among tied minima (``torch.amin``)."""
-        return self._extreme(np.min, axis, keepdims, "MinBackward")
-
-    def _extreme(self, fn, axis, keepdims: bool, name: str) -> Tensor:
-        a = self.data
-        out = fn(a, axis=axis, keepdims=keepdims)
-
-        def backward(g):
-            hit = a == _keep(out, axis, a.shape, keepdims)
-            share = hit / hit.sum(axis=axis, keepdims=True)
-            return _expand(g, axis, keepdims, a.shape) * share.astype(a.dtype, copy=False)
-        return _unary(self, out, backward, name)
-
-    def logsumexp(self, axis=-1, keepdims: bool = False) -> Tensor:
-        """log(sum(exp(x))) over ``axis``, computed stably (shifted by the max)."""
-        a = self.data
-        lse = F.logsumexp(a, axis=axis, keepdims=True)
-        out = lse if keepdims else np.squeeze(lse, axis=axis)
-        # d lse / dx = softmax(x) = exp(x - lse)
-        return _unary(self, out, lambda g: _keep(g, axis, a.shape, keepdims) * np.exp(a - lse),
-                      "LogsumexpBackward")
-
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        """x - logsumexp(x) over ``axis``: log-probabilities."""
-        out = F.log_softmax(self.data, axis=axis)
-        # d/dx: g - softmax(x) * sum(g)
-        return _unary(self, out, lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True),
-                      "LogSoftmaxBackward")
-
-    def softmax(self, axis: int = -1) -> Tensor:
-        """exp(x) / sum(exp(x)) over ``axis``."""
-        out = F.softmax(self.data, axis=axis)
-        return _unary(self, out, lambda g: out * (g - (g * out).sum(axis=axis, keepdims=True)),
-                      "SoftmaxBackward")
-
-    # -- elementwise --------------------------------------------------------------------------------
-    def exp(self) -> Tensor:
-        out = np.exp(self.data)
-        return _unary(self, out, lambda g: g * out, "ExpBackward")
-
-    def log(self) -> Tensor:
-        a = self.data
-        return _unary(self, np.log(a), lambda g: g / a, "LogBackward")
-
-    def sqrt(self) -> Tensor:
-        out = np.sqrt(self.data)
-        return _unary(self, out, lambda g: g / (2 * out), "SqrtBackward")
-
-    def abs(self) -> Tensor:
-        a = self.data
-        return _unary(self, np.abs(a), lambda g: g * np.sign(a), "AbsBackward")
-
-    def relu(self) -> Tensor:
-        a = self.data
-        return _unary(self, F.relu(a), lambda g: g * (a > 0), "ReluBackward")
-
-    def leaky_relu(self, negative_slope: float = 0.01) -> Tensor:
-        a = self.data
-        slope = a.dtype.type(negative_slope)
-        return _unary(self, F.leaky_relu(a, negative_slope), lambda g: np.where(a > 0, g, g * slope),
-                      "LeakyReluBackward")
-
-    def tanh(self) -> Tensor:
-        out = F.tanh(self.data)
-        return _unary(self, out, lambda g: g * (1 - out * out), "TanhBackward")
-
-    def erf(self) -> Tensor:
-        x = self.data
-        return _unary(self, F.erf(x), lambda g: g * (2 / np.sqrt(np.pi)) * np.exp(-x * x), "ErfBackward")
-
-    def sigmoid(self) -> Tensor:
-        out = F.sigmoid(self.data)
-        return _unary(self, out, lambda g: g * out * (1 - out), "SigmoidBackward")
-
-    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
-        """Clip into [min, max]; the gradient passes where min <= x <= max (as PyTorch)."""
-        if min is None and max is None:
-            raise ValueError("clamp: at least one of min and max must be given")
-        a = self.data
-        out = np.clip(a, min, max)
-
-        def backward(g):
-            inside = np.ones(a.shape, dtype=bool)
-            if min is not None:
-                inside &= a >= min
-            if max is not None:
-                inside &= a <= max
-            return g * inside
-        return _unary(self, out, backward, "ClampBackward")
-
-    def astype(self, dtype) -> Tensor:
-        """Cast to another float dtype (differentiable; the gradient is cast back)."""
-        dtype = np.dtype(dtype)
-        if not np.issubdtype(dtype, np.floating):
-            raise TypeError(f"Tensor holds floating-point data, got dtype={dtype}")
-        src = self.data.dtype
-        return _unary(self, self.data.astype(dtype), lambda g: g.astype(src), "CastBackward")
-
-    # -- shape ------------------------------------------------------------------------------------
-    def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
-        """``t.reshape(2, 3)`` or ``t.reshape((2, 3))``; -1 infers one size."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        a = self.data
-        try:
-            out = a.reshape(shape)
-        except ValueError:
-            raise ValueError(f"cannot reshape {a.shape} ({a.size} elements) into {shape}") from None
-        return _unary(self, out, lambda g: g.reshape(a.shape), "ReshapeBackward")
-
-    def flatten(self) -> Tensor:
-        return self.reshape(-1)
-
-    def squeeze(self, axis: int | tuple[int, ...] | None = None) -> Tensor:
-        return self.reshape(np.squeeze(self.data, axis=axis).shape)
-
-    def unsqueeze(self, axis: int) -> Tensor:
-        return self.reshape(np.expand_dims(self.data, axis).shape)
-
-    def transpose(self, *axes: int | tuple[int, ...]) -> Tensor:
-        """Permute axes as ``numpy.transpose`` (no argument: reverse them)."""
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        axes = axes or None
-        out = np.transpose(self.data, axes)
-        inverse = None if axes is None else tuple(np.argsort(axes))
-        return _unary(self, out, lambda g: np.transpose(g, inverse), "TransposeBackward")
-
-    def __getitem__(self, index) -> Tensor:
-        """Basic (ints, slices, None, ...) and integer/bool-array indexing, as NumPy.
-
-        Repeated integer indices accumulate their gradients (``np.add.at``).
-        """
-        index, advanced = _normalize_index(index)
-        a = self.data
-        out = a[index]
-
-        def backward(g):
-            full = np.zeros(a.shape, dtype=g.dtype)
-            if advanced:
-                np.add.at(full, index, g)
-            else:
-                full[index] = g
-            return full
-        return _unary(self, out, backward, "IndexBackward")
-
-
-# -- graph construction -----------------------------------------------------------------------
-def _tracking(parents: tuple[Tensor, ...]) -> bool:
-    if not _gm._enabled:
-        return False
-    for p in parents:
-        if p.requires_grad:
-            return True
-    return False
-
-
-def _const(data) -> Tensor:
-    """A Tensor outside any graph (fast path: no validation)."""
-    t = Tensor.__new__(Tensor)
-    t.data = data if type(data) is np.ndarray else np.asarray(data)
-    t.grad = None
-    t.requires_grad = False
-    t._parents, t._backward, t._op, t._versions = (), None, None, ()
-    t._version = 0
-    t._retain = False
-    return t
-
-
-def _result(data, parents: tuple[Tensor, ...], backward: _Backward, op: str) -> Tensor:
-    """The output of an operation: a graph node when recording, else a constant."""
-    t = _const(data)
-    if _tracking(parents):
-        t.requires_grad = True
-        t._parents = parents
-        t._backward = backward
-        t._op = op
-        t._versions = tuple(p._version for p in parents)
-    return t
-
-
-def _unary(x: Tensor, out, backward: Callable[[np.ndarray], np.ndarray], op: str) -> Tensor:
-    if not (x.requires_grad and _gm._enabled):
-        return _const(out)
-    return _result(out, (x,), lambda g: (backward(g),), op)
-
-
-def _matmul(x: Tensor, y: Tensor) -> Tensor:
-    a, b = x.data, y.data
-    try:
-        out = np.matmul(a, b)
-    except ValueError:
-        if not (a.ndim and b.ndim):
-            inner = " (matmul needs operands with at least 1 dimension)"
-        elif a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
-            inner = f" (inner dimensions {a.shape[-1]} and {b.shape[-2 if b.ndim > 1 else 0]} differ)"
-        else:
-            inner = " (batch dimensions do not broadcast)"
-        raise ValueError(f"cannot matmul shapes {a.shape} and {b.shape}{inner}") from None
-    if not _tracking((x, y)):
-        return _const(out)
-
-    def backward(g):
-        na, nb = x.requires_grad, y.requires_grad  # read late: a wrapper may drop the input's grad
-        # Promote 1-D operands to matrices as matmul does, so one formula covers every case:
-        # dA = g @ B^T and dB = A^T @ g, then undo the broadcasting over batch dimensions.
-        a2 = a if a.ndim > 1 else a[None, :]
-        b2 = b if b.ndim > 1 else b[:, None]
-        g2 = g if b.ndim > 1 else g[..., None]
-        g2 = g2 if a.ndim > 1 else g2[..., None, :]
-        ga = _unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape) if na else None
-        gb = _unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape) if nb else None
-        return ga, gb
-    return _result(out, (x, y), backward, "MatmulBackward")
-
-
-# -- gradient helpers ---------------------------------------------------------------------------
-def _unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum ``g`` down to ``shape``: the adjoint of broadcasting ``shape`` up to ``g.shape``."""
-    if g.shape == shape:
-        return g
-    lead = g.ndim - len(shape)
-    if lead:
-        g = g.sum(axis=tuple(range(lead)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return np.asarray(g)
-
-
-def _keep(g, axis, shape: tuple[int, ...], keepdims: bool = False):
-    """Re-insert the reduced ``axis`` as size-1 dimensions, so ``g`` broadcasts against ``shape``."""
-    if keepdims or (axis is None and np.ndim(g) == 0):
-        return g
-    nd = len(shape)
-    if axis is None:
-        axes = range(nd)
-    elif isinstance(axis, (int, np.integer)):
-        axes = (axis % nd,)
-    else:
-        axes = tuple(a % nd for a in axis)
-    return np.reshape(g, tuple(1 if i in axes else n for i, n in enumerate(shape)))
-
-
-def _expand(g, axis, keepdims: bool, shape: tuple[int, ...]) -> np.ndarray:
-    """The gradient of a reduction: ``g`` broadcast back over the reduced axes."""
-    out = np.empty(shape, dtype=np.result_type(g))
-    out[...] = _keep(g, axis, shape, keepdims)  # faster than np.broadcast_to for small arrays
-    return out
-
-
-def _normalize_index(index) -> tuple[object, bool]:
-    """Tensors -> arrays, lists/ranges -> integer arrays; also report advanced indexing."""
-    items = index if isinstance(index, tuple) else (index,)
-    out, advanced = [], False
-    for it in items:
-        if isinstance(it, Tensor):
-            it = it.data
-        if isinstance(it, (list, range)):
-            it = np.asarray(it, dtype=np.intp) if len(it) == 0 else np.asarray(it)
-        if isinstance(it, np.ndarray):
-            advanced = True
-            if it.dtype == bool:  # a mask means its nonzero() positions (so np.add.at accepts it)
-                out.extend(it.nonzero())
-                continue
-        out.append(it)
-    return (tuple(out) if isinstance(index, tuple) or len(out) != 1 else out[0]), advanced
+        engine.backward(self, seed, retain_graph)
