@@ -19,8 +19,10 @@ number of threads: NumPy's BLAS thread count is read (threadpoolctl when install
 and ``torch.set_num_threads`` is set to it; ``--threads N`` sets both (the NumPy side needs
 threadpoolctl; without it set ``OPENBLAS_NUM_THREADS=N`` before starting). Runs alternate
 A B A B after one untimed warm-up of each and the table shows medians. Each training workload
-also records every step's loss in both libraries: trajectories that differ by more than 1e-3
-(relative) mean the two computed different things, and the workload is marked VOID.
+also checks that both libraries computed the same thing: the same losses at every step of an
+untimed float64 run, and in the first steps of the timed float32 runs (after that, float32
+rounding at ReLU kinks makes the trajectories drift apart; see :mod:`.workloads`). A workload
+that fails the check is marked VOID.
 
 The workloads live in this package; ``benchmarks/*.py`` are thin entry points. PyTorch is
 imported only inside the functions that time it, and nothing here imports anything heavy at
@@ -40,21 +42,21 @@ from .cli import add_arguments, main, run
 # Everything else loads its module on first use (PEP 562), so ``handprop --help`` reads only
 # this file, ``cli`` and ``targets``.
 _LAZY = {
-    "targets": ("WORKLOADS", "DEFAULT_WORKLOADS", "LOSS_RTOL", "TARGETS"),
+    "targets": ("WORKLOADS", "DEFAULT_WORKLOADS", "TARGETS"),
     "report": ("median", "Row", "format_table", "write_json"),
     "threads": ("blas_threads", "set_blas_threads"),
     "dataset": ("Data", "load_data", "bench_data_script"),
     "models": ("handprop_mlp", "torch_mlp"),
-    "workloads": ("train_handprop", "train_torch", "compare_losses", "bench_train", "matmul_flops",
+    "workloads": ("train_handprop", "train_torch", "loss_diff", "float64_loss_diff", "bench_train", "matmul_flops",
                   "sgemm_rate", "bench_compute", "bench_infer"),
     "startup": ("bench_startup",),
     "memory": ("bench_memory",),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
-__all__ = ["DEFAULT_WORKLOADS", "LOSS_RTOL", "TARGETS", "WORKLOADS", "Data", "Row", "add_arguments",
+__all__ = ["DEFAULT_WORKLOADS", "TARGETS", "WORKLOADS", "Data", "Row", "add_arguments",
            "bench_compute", "bench_data_script", "bench_infer", "bench_memory", "bench_startup",
-           "bench_train", "blas_threads", "compare_losses", "format_table", "handprop_mlp", "load_data",
+           "bench_train", "blas_threads", "float64_loss_diff", "format_table", "handprop_mlp", "load_data", "loss_diff",
            "main", "matmul_flops", "median", "run", "set_blas_threads", "sgemm_rate", "torch_mlp",
            "train_handprop", "train_torch", "write_json"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 WORKLOADS = ("train64", "train512", "compute", "infer", "data", "startup", "memory")
 DEFAULT_WORKLOADS = ("train64", "train512", "compute", "infer", "data", "startup")
-LOSS_RTOL = 1e-3
 
 #: Targets: handprop/PyTorch ratio of the median time (or absolute seconds for start-up).
 TARGETS = {"train64": 0.6, "train512": 0.8, "compute": 1.0, "infer": 0.6, "memory": 0.6,
