@@ -16,7 +16,7 @@ import pytest
 from handprop.bench import workloads as w
 from handprop.bench.cli import selected
 from handprop.bench.report import Row, format_table
-from handprop.bench.workloads import F32_RTOL, F64_RTOL, check_losses
+from handprop.bench.workloads import F32_RTOL, F64_RTOL
 from handprop.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,18 +69,20 @@ def test_selected_keeps_the_order_given_and_the_default():
 
 # ---------------------------------------------------------------------------------------------
 # the loss check
-def _row() -> Row:
-    return Row("train64", "1 train", "s", 1e-3, 2e-3)
+def _judged(hp32, ref32, hp64=None, ref64=None) -> Row:
+    """A training row judged by check_losses; the float64 run defaults to the reference, exactly."""
+    row = Row("train64", "1 train", "s", 1e-3, 2e-3)
+    hp64 = ref32 if hp64 is None else hp64
+    w.check_losses(row, hp32, ref32, hp64, hp64 if ref64 is None else ref64)
+    return row
 
 
 def test_late_float32_drift_is_not_void_but_a_float64_difference_is():
-    rng = np.random.default_rng(0)
-    ref = rng.uniform(0.1, 2.5, 781)
+    ref = np.random.default_rng(0).uniform(0.1, 2.5, 781)
     drifted = ref * (1 + np.r_[np.full(236, 1e-7), np.full(545, 5e-2)])  # the ReLU-kink cascade
-    row = _row()
-    check_losses(row, drifted, ref, f64=1e-15)
+    row = _judged(drifted, ref, ref, ref * (1 + 1e-15))
     assert row.agree is True and "VOID" not in row.check
-    check_losses(row, drifted, ref, f64=10 * F64_RTOL)
+    row = _judged(drifted, ref, ref, ref * (1 + 10 * F64_RTOL))
     assert row.agree is False and row.check.endswith("VOID")
 
 
@@ -89,9 +91,13 @@ def test_an_early_float32_difference_or_a_non_finite_loss_is_void(bad_step, valu
     ref = np.ones(781)
     hp = ref.copy()
     hp[bad_step] = value
-    row = _row()
-    check_losses(row, hp, ref, f64=1e-15)
-    assert row.agree is False
+    assert _judged(hp, ref).agree is False
+
+
+def test_a_float64_run_that_is_not_the_timed_run_is_void():
+    ref = np.random.default_rng(0).uniform(0.1, 2.5, 100)
+    row = _judged(ref, ref, ref[::-1].copy())  # both float64 runs agree, on other batches
+    assert row.agree is False and "float64 run is another run" in row.check
 
 
 def test_float64_runs_agree_to_rounding_and_a_real_difference_shows(torch):
@@ -100,12 +106,14 @@ def test_float64_runs_agree_to_rounding_and_a_real_difference_shows(torch):
     x = rng.standard_normal((bs * steps, 20), dtype=np.float32)
     y = rng.integers(0, 3, bs * steps)
     init = w.handprop_mlp((20, 16, 3), seed=3)
-    assert w.float64_loss_diff(init, x, y, bs, steps, 0.2) <= F64_RTOL
-    # the same runs with the PyTorch side's batches out of order by one sample: not rounding
+    hp, ref = w.float64_losses(init, x, y, bs, steps, 0.2)
+    assert hp.dtype == np.float64 and w.loss_diff(hp, ref) <= F64_RTOL
+    _, hp32 = w.train_handprop(w.copy_model(init), x, y, bs, steps, 0.2)
+    assert w.loss_diff(hp32[:10], hp[:10]) <= F32_RTOL  # the float64 run is the float32 run
+    # the PyTorch side's samples out of order by one: not rounding
     shifted = np.roll(np.arange(len(y)), 1)
-    _, hp = w.train_handprop(w.copy_model(init).to(np.float64), x.astype(np.float64), y, bs, steps, 0.2)
-    _, ref = w.train_torch(w.torch_mlp(init).double(), x[shifted].astype(np.float64), y[shifted], bs, steps, 0.2)
-    assert w.loss_diff(hp, ref) > 1e3 * F64_RTOL
+    _, moved = w.train_torch(w.torch_mlp(init).double(), x[shifted].astype(np.float64), y[shifted], bs, steps, 0.2)
+    assert w.loss_diff(hp, moved) > 1e3 * F64_RTOL
 
 
 def test_the_table_leaves_out_columns_no_row_fills():
@@ -132,9 +140,11 @@ def test_a_void_comparison_meets_no_target(monkeypatch):
     judge = _benchmarks_module("targets", monkeypatch).judge
     fast, void, unjudged = (Row("train64", "1", "s", 1.0, 10.0), Row("train64", "1", "s", 1.0, 10.0, agree=False),
                             Row("data", "5", "s", 0.3))
-    judge([fast, void, unjudged])
+    quick_import, heavy_import = (Row("import", "6", "s", 0.05, extra={"heavy": heavy}) for heavy in ([], ["torch"]))
+    judge([fast, void, unjudged, quick_import, heavy_import])
     assert (fast.target, fast.met) == ("<= 0.6x", True)
     assert (void.met, unjudged.target, unjudged.met) == (False, "", None)
+    assert (quick_import.target, quick_import.met, heavy_import.met) == ("< 0.15 s", True, False)
 
 
 def test_acceptance_suite_runs_quick_with_its_targets(torch, data_root):

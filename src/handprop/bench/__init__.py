@@ -47,7 +47,7 @@ _LAZY = {
     "threads": ("blas_threads", "set_blas_threads"),
     "dataset": ("Data", "load_data", "mnist_folder"),
     "models": ("handprop_mlp", "torch_mlp"),
-    "workloads": ("train_handprop", "train_torch", "loss_diff", "float64_loss_diff", "check_losses",
+    "workloads": ("train_handprop", "train_torch", "loss_diff", "float64_losses", "check_losses",
                   "bench_train", "matmul_flops", "sgemm_rate", "bench_compute", "bench_infer"),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}

@@ -6,13 +6,14 @@ trajectories cannot be compared over hundreds of steps: a ReLU pre-activation wi
 (~1e-7) of zero comes out positive in one library and not in the other (their matrix products
 sum in different orders, more so with several BLAS threads), that sample's gradient flows in one
 only, the weights differ by ~1e-4 from then on, and every later step amplifies it (workload 1
-on MNIST, 2 threads: 5e-7 for 236 steps, 1e-4 at step 237, 5e-2 by step 781). So training rows
-are checked twice: the timed float32 losses must be finite and agree over the first
-:data:`F32_STEPS` steps (before a cascade can build up) to :data:`F32_RTOL`, and an untimed float64
-run of the same steps, same batches and same initial weights must agree at *every* step to
-:data:`F64_RTOL` (rounding there is ~1e-16 and sign flips at ReLU kinks are out of reach; a real
-difference such as another batch order, init, learning rate or loss reduction shows at >= 1e-5
-within a step or two). A failed check marks the row VOID; inference compares outputs.
+on MNIST, 2 threads: 5e-7 for 236 steps, 1e-4 at step 237, 5e-2 by step 781). So a training row is
+judged on two runs. An untimed float64 run of each library, from the same weights over the same
+batches, must agree at *every* step to :data:`F64_RTOL`: rounding there is ~1e-16 and kink
+flips are out of reach (1e-15 over 781 steps), while a real difference (another batch order,
+init, learning rate or loss reduction) shows at >= 1e-6 within a step or two. The timed float32
+runs must be finite and, over the first :data:`F32_STEPS` steps (before a cascade builds up; one
+early flip costs ~1e-4), agree with each other and with the float64 run to :data:`F32_RTOL`.
+A failed check marks the row VOID; inference compares outputs.
 """
 from __future__ import annotations
 
@@ -78,23 +79,26 @@ def loss_diff(a, b) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b))))
 
 
-def float64_loss_diff(init, x, y, bs: int, steps: int, lr: float) -> float:
-    """:func:`loss_diff` of an untimed float64 run of both libraries (the same batches, weights)."""
+def float64_losses(init, x, y, bs: int, steps: int, lr: float):
+    """Per-step losses of an untimed float64 run of each library (the same batches, weights)."""
     import numpy as np
     x64 = x[:steps * bs].astype(np.float64)
     _, hp = train_handprop(copy_model(init).to(np.float64), x64, y, bs, steps, lr)
     _, ref = train_torch(torch_mlp(init).double(), x64, y, bs, steps, lr)
-    return loss_diff(hp, ref)
+    return hp, ref
 
 
-def check_losses(row: Row, hp32, ref32, f64: float) -> None:
-    """Judge a training row: ``f64`` (:func:`float64_loss_diff`) within :data:`F64_RTOL`, the
-    timed float32 losses finite and their first :data:`F32_STEPS` steps within :data:`F32_RTOL`;
-    sets ``row.agree`` and ``row.check``."""
-    f32_all, f32_first = loss_diff(hp32, ref32), loss_diff(hp32[:F32_STEPS], ref32[:F32_STEPS])
-    row.agree = f64 <= F64_RTOL and f32_first <= F32_RTOL and f32_all < float("inf")
-    row.check = (f"losses: float64 {f64:.0e}; float32 {f32_all:.0e} (first {min(F32_STEPS, len(hp32))} "
-                 f"{f32_first:.0e})" + ("" if row.agree else " VOID"))
+def check_losses(row: Row, hp32, ref32, hp64, ref64) -> None:
+    """Judge a training row from its per-step losses: the float64 runs (:func:`float64_losses`)
+    within :data:`F64_RTOL` at every step; the timed float32 runs finite, and within
+    :data:`F32_RTOL` of each other and of the float64 run (it is the same run) over the first
+    :data:`F32_STEPS` steps. Sets ``row.agree`` and ``row.check``."""
+    k = F32_STEPS
+    f64, f32_all, f32_first = loss_diff(hp64, ref64), loss_diff(hp32, ref32), loss_diff(hp32[:k], ref32[:k])
+    same_run = loss_diff(hp32[:k], hp64[:k]) <= F32_RTOL
+    row.agree = f64 <= F64_RTOL and f32_first <= F32_RTOL and f32_all < float("inf") and same_run
+    row.check = (f"losses: float64 {f64:.0e}; float32 {f32_all:.0e} (first {min(k, len(hp32))} {f32_first:.0e})"
+                 + ("" if same_run else "; float64 run is another run") + ("" if row.agree else " VOID"))
     row.extra.update(loss_diff_float64=f64, loss_diff_float32=f32_all, loss_diff_float32_first=f32_first)
 
 
@@ -122,7 +126,7 @@ def bench_train(workload: str, name: str, data: Data, sizes: tuple[int, ...], bs
     row = Row(workload, name, "s", hp_step, extra={"steps": steps, "times": times, "batch": bs, "lr": lr})
     if use_torch:
         row.torch = median(times[1]) / steps
-        check_losses(row, result["hp_losses"], result["t_losses"], float64_loss_diff(init, x, y, bs, steps, lr))
+        check_losses(row, result["hp_losses"], result["t_losses"], *float64_losses(init, x, y, bs, steps, lr))
     row.extra["final_loss"] = float(result["hp_losses"][-1])
     return row
 
