@@ -1,5 +1,6 @@
-"""The acceptance suite: every workload of ``handprop bench`` plus data loading, start-up and
-memory, each against its target (:mod:`targets`).
+"""The acceptance suite: handprop bench's workloads, data loading, start-up and memory, with targets.
+
+Each row is judged against its target (:mod:`targets`):
 
 1-4 ``train64``, ``train512``, ``compute``, ``infer``: timed by the installed ``handprop.bench``
     (the same code as ``handprop bench``), here with their targets
@@ -22,7 +23,9 @@ import sys
 try:
     from handprop.bench import cli as bench
 except ImportError as exc:
-    sys.exit(f"acceptance.py: error: handprop is not importable ({exc}); pip install -e . or set PYTHONPATH=src")
+    print(f"acceptance.py: error: handprop is not importable ({exc}); pip install -e . or set PYTHONPATH=src",
+          file=sys.stderr)
+    sys.exit(2)
 
 from data_load import bench_data_load  # noqa: E402  (after the check above)
 from memory import bench_memory  # noqa: E402
