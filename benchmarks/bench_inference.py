@@ -1,8 +1,11 @@
-"""Workload 4: forward pass over the 10,000 MNIST test images, handprop vs PyTorch.
+"""Workload 4 of the acceptance suite: forward pass over the 10,000 MNIST test images,
+handprop vs PyTorch, with its target.
 
     python benchmarks/bench_inference.py [--quick] [--repeats N] [--threads N] [--json PATH]
 """
-from common import entry
+import sys
+
+from acceptance import main
 
 if __name__ == "__main__":
-    entry("infer")
+    sys.exit(main(default=("infer",)))

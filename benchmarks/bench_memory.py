@@ -1,8 +1,11 @@
-"""Peak RSS (max resident memory) of `handprop train` with its defaults vs the equivalent PyTorch script, each in a child process (os.wait4 rusage).
+"""Workload 7 of the acceptance suite: peak RSS of `handprop train` (defaults) vs the
+equivalent PyTorch script, each in a child process, with its target.
 
     python benchmarks/bench_memory.py [--quick] [--repeats N] [--threads N] [--json PATH]
 """
-from common import entry
+import sys
+
+from acceptance import main
 
 if __name__ == "__main__":
-    entry("memory")
+    sys.exit(main(default=("memory",)))

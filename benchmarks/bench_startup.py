@@ -1,8 +1,11 @@
-"""Workload 6: `import handprop` and `handprop --help` start-up time, in fresh interpreters.
+"""Workload 6 of the acceptance suite: `import handprop` and `handprop --help` start-up time,
+in fresh interpreters, with their targets.
 
     python benchmarks/bench_startup.py [--quick] [--repeats N] [--threads N] [--json PATH]
 """
-from common import entry
+import sys
+
+from acceptance import main
 
 if __name__ == "__main__":
-    entry("startup")
+    sys.exit(main(default=("startup",)))

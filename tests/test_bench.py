@@ -1,36 +1,234 @@
-"""`handprop bench` runs and prints a table with ratios (timings themselves are never asserted)."""
+"""`handprop bench` and the acceptance suite run and print their tables; the loss check tells
+rounding from a real difference; the installed package stands alone. Timings are never asserted."""
 from __future__ import annotations
 
-import re
+import ast
+import importlib.util
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from handprop.bench import workloads as w
+from handprop.bench.cli import selected
+from handprop.bench.report import Row, format_table
+from handprop.bench.workloads import F32_RTOL, F64_RTOL
 from handprop.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "handprop"
+BENCHMARKS = ROOT / "benchmarks"
 
 
-def test_bench_quick_inference_prints_a_valid_comparison(torch, capsys):
-    assert main(["bench", "--quick", "--synthetic", "--only", "infer", "--threads", "1"]) == 0
+def _table(out: str) -> dict[str, str]:
+    """The table's lines by their leading workload number and words, e.g. '4 inference'."""
+    return {" ".join(line.split()[:2]): line for line in out.splitlines() if line[:1].isdigit()}
+
+
+def test_bench_quick_prints_every_workload_with_a_valid_comparison(torch, capsys):
+    assert main(["bench", "--quick", "--synthetic", "--threads", "1", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
-    row = next(line for line in out.splitlines() if line.startswith("4 inference"))
-    ratio = float(re.search(r"ms\s+([\d.]+)\s+<= 0.6x", row).group(1))  # handprop / PyTorch
-    assert ratio > 0
-    assert "outputs max rel diff" in row and "VOID" not in out
+    header = next(line for line in out.splitlines() if line.startswith("workload"))
+    assert header.split() == ["workload", "handprop", "pytorch", "ratio", "check"]  # no targets here
+    rows = _table(out)
+    assert {"1 train", "2 train", "3 train", "3 ...", "4 inference"} <= rows.keys()
+    for key in ("1 train", "2 train", "3 train"):
+        assert "losses: float64" in rows[key]
+    assert "outputs max rel diff" in rows["4 inference"]
+    assert "VOID" not in out and "data: random (--synthetic)" in out
 
 
-def test_bench_rejects_bad_flags(capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["bench", "--repeats", "0"])
-    assert e.value.code == 2
-    assert "argument --repeats: must be > 0" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, message", [
+    (["--repeats", "0"], "argument --repeats: must be > 0"),
+    (["--only", "train64,nope"], "unknown workload(s) nope"),
+    (["--synthetic", "--data-dir", "x"], "drop --data-dir"),
+])
+def test_bench_rejects_bad_flags_in_one_line(argv, message, capsys):
+    try:
+        code = main(["bench", *argv])
+    except SystemExit as e:  # argparse's own checks
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
 
 
-def test_benchmark_script_runs_from_a_checkout(torch):
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_inference.py"), "--quick",
-                           "--synthetic", "--threads", "1"], capture_output=True, text=True, timeout=300)
+def test_an_explicit_data_dir_without_mnist_is_an_error(tmp_path, capsys):
+    assert main(["bench", "--only", "infer", "--no-torch", "--data-dir", str(tmp_path)]) == 2
+    assert f"--data-dir {tmp_path}: the four MNIST IDX files are not there" in capsys.readouterr().err
+
+
+def test_selected_keeps_the_order_given_and_the_default():
+    assert selected(None) == ["train64", "train512", "compute", "infer"]
+    assert selected(" infer, train64") == ["infer", "train64"]
+    assert selected(None, ("a", "b", "c"), ("b",)) == ["b"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the loss check
+def _judged(hp32, ref32, hp64=None, ref64=None) -> Row:
+    """A training row judged by check_losses; the float64 run defaults to the reference, exactly."""
+    row = Row("train64", "1 train", "s", 1e-3, 2e-3)
+    hp64 = ref32 if hp64 is None else hp64
+    w.check_losses(row, hp32, ref32, hp64, hp64 if ref64 is None else ref64)
+    return row
+
+
+def test_late_float32_drift_is_not_void_but_a_float64_difference_is():
+    ref = np.random.default_rng(0).uniform(0.1, 2.5, 781)
+    drifted = ref * (1 + np.r_[np.full(236, 1e-7), np.full(545, 5e-2)])  # the ReLU-kink cascade
+    row = _judged(drifted, ref, ref, ref * (1 + 1e-15))
+    assert row.agree is True and "VOID" not in row.check
+    row = _judged(drifted, ref, ref, ref * (1 + 10 * F64_RTOL))
+    assert row.agree is False and row.check.endswith("VOID")
+
+
+@pytest.mark.parametrize("bad_step, value", [(0, 1.0 + 10 * F32_RTOL), (9, 1.0 + 10 * F32_RTOL), (500, np.nan)])
+def test_an_early_float32_difference_or_a_non_finite_loss_is_void(bad_step, value):
+    ref = np.ones(781)
+    hp = ref.copy()
+    hp[bad_step] = value
+    assert _judged(hp, ref).agree is False
+
+
+def test_a_float64_run_that_is_not_the_timed_run_is_void():
+    ref = np.random.default_rng(0).uniform(0.1, 2.5, 100)
+    row = _judged(ref, ref, ref[::-1].copy())  # both float64 runs agree, on other batches
+    assert row.agree is False and "float64 run is another run" in row.check
+
+
+def test_float64_runs_agree_to_rounding_and_a_real_difference_shows(torch):
+    rng = np.random.default_rng(1)
+    bs, steps = 16, 40
+    x = rng.standard_normal((bs * steps, 20), dtype=np.float32)
+    y = rng.integers(0, 3, bs * steps)
+    init = w.handprop_mlp((20, 16, 3), seed=3)
+    hp, ref = w.float64_losses(init, x, y, bs, steps, 0.2)
+    assert hp.dtype == np.float64 and w.loss_diff(hp, ref) <= F64_RTOL
+    _, hp32 = w.train_handprop(w.copy_model(init), x, y, bs, steps, 0.2)
+    assert w.loss_diff(hp32[:10], hp[:10]) <= F32_RTOL  # the float64 run is the float32 run
+    # the PyTorch side's samples out of order by one: not rounding
+    shifted = np.roll(np.arange(len(y)), 1)
+    _, moved = w.train_torch(w.torch_mlp(init).double(), x[shifted].astype(np.float64), y[shifted], bs, steps, 0.2)
+    assert w.loss_diff(hp, moved) > 1e3 * F64_RTOL
+
+
+def test_the_table_leaves_out_columns_no_row_fills():
+    rows = [Row("infer", "4 inference", "s", 0.01)]
+    assert format_table(rows).splitlines()[0].split() == ["workload", "handprop"]
+    rows[0].torch, rows[0].target, rows[0].met = 0.02, "<= 0.6x", True
+    header, _, line = format_table(rows).splitlines()
+    assert header.split() == ["workload", "handprop", "pytorch", "ratio", "target", "met"]
+    assert line.split()[-4:] == ["0.50", "<=", "0.6x", "yes"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the acceptance suite (benchmarks/, not installed)
+def _benchmarks_module(name: str, monkeypatch):
+    """benchmarks/<name>.py as a module, without putting benchmarks/ on the path."""
+    spec = importlib.util.spec_from_file_location(f"_benchmarks_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_void_comparison_meets_no_target(monkeypatch):
+    judge = _benchmarks_module("targets", monkeypatch).judge
+    fast, void, unjudged = (Row("train64", "1", "s", 1.0, 10.0), Row("train64", "1", "s", 1.0, 10.0, agree=False),
+                            Row("data", "5", "s", 0.3))
+    quick_import, heavy_import = (Row("import", "6", "s", 0.05, extra={"heavy": heavy}) for heavy in ([], ["torch"]))
+    judge([fast, void, unjudged, quick_import, heavy_import])
+    assert (fast.target, fast.met) == ("<= 0.6x", True)
+    assert (void.met, unjudged.target, unjudged.met) == (False, "", None)
+    assert (quick_import.target, quick_import.met, heavy_import.met) == ("< 0.15 s", True, False)
+
+
+def test_acceptance_suite_runs_quick_with_its_targets(torch, data_root):
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "acceptance.py"), "--quick", "--synthetic",
+                           "--threads", "1", "--repeats", "1", "--only", "infer,data,startup",
+                           "--data-dir", str(data_root / "mnist")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = _table(proc.stdout)
+    assert "<= 0.6x" in rows["4 inference"] and "verified" in rows["5 load"]
+    assert "< 0.15 s" in rows["6 import"] and "no torch/tqdm/matplotlib" in rows["6 import"]
+    assert "< 0.3 s" in rows["6 handprop"]
+    for line in (rows["4 inference"], rows["6 import"], rows["6 handprop"]):
+        assert " yes " in line or " NO " in line  # judged (the figures themselves are not asserted)
+
+
+def test_a_bench_script_runs_its_default_workload(torch):
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "bench_inference.py"), "--quick", "--synthetic",
+                           "--threads", "1", "--repeats", "1"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "4 inference" in proc.stdout
+    assert list(_table(proc.stdout)) == ["4 inference"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the installed package stands alone
+def _reaches_outside(tree: ast.AST) -> list[str]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == "__file__":
+            found.append(f"line {node.lineno}: __file__ (locates files beside the package)")
+        elif isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", "") == "sys":
+            found.append(f"line {node.lineno}: sys.path")
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            found += [f"line {node.lineno}: imports {n}" for n in names if n.split(".")[0] == "benchmarks"]
+    return found
+
+
+def test_no_installed_module_imports_benchmarks_or_locates_the_checkout():
+    found = {str(p.relative_to(PACKAGE)): hits for p in sorted(PACKAGE.rglob("*.py"))
+             if (hits := _reaches_outside(ast.parse(p.read_text(), str(p))))}
+    assert found == {}
+    # the scanner itself sees each kind of reach
+    assert len(_reaches_outside(ast.parse("import benchmarks.targets\nfrom benchmarks import x\n"
+                                          "import sys\nsys.path.insert(0, __file__)"))) == 4
+
+
+def _installed_copy(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """The package alone in a site folder (no tests/, benchmarks/ or src/ beside it), and a cwd."""
+    site, cwd = tmp_path / "site", tmp_path / "cwd"
+    shutil.copytree(PACKAGE, site / "handprop", ignore=shutil.ignore_patterns("__pycache__"))
+    cwd.mkdir()
+    return {**os.environ, "PYTHONPATH": str(site)}, cwd
+
+
+def test_an_installed_copy_says_where_the_acceptance_workloads_are(tmp_path):
+    env, cwd = _installed_copy(tmp_path)
+    which = subprocess.run([sys.executable, "-c", "import handprop; print(handprop.__file__)"], cwd=cwd, env=env,
+                           capture_output=True, text=True, check=True)
+    assert which.stdout.strip() == str(tmp_path / "site" / "handprop" / "__init__.py")
+    for only in ("data", "startup", "memory", "infer,data"):
+        proc = subprocess.run([sys.executable, "-m", "handprop", "bench", "--only", only], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr.count("\n") == 1
+        assert proc.stderr.startswith("handprop bench: error: ")
+        assert f"in a source checkout, run python benchmarks/acceptance.py --only {only}\n" in proc.stderr
+    helped = subprocess.run([sys.executable, "-m", "handprop", "bench", "--help"], cwd=cwd, env=env,
+                            capture_output=True, text=True, check=True)
+    assert "python benchmarks/acceptance.py" in " ".join(helped.stdout.split())
+
+
+def test_an_installed_copy_runs_its_own_workloads(tmp_path):
+    env, cwd = _installed_copy(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "handprop", "bench", "--quick", "--synthetic", "--no-torch",
+                           "--only", "infer", "--repeats", "1"], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert list(_table(proc.stdout)) == ["4 inference"]
+
+
+def test_help_loads_no_workload_module_and_no_optional_library():
+    probe = ("import sys\nfrom handprop.cli import main\nfor argv in ([\"--help\"], [\"bench\", \"--help\"]):\n"
+             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+             "print(sorted(m for m in sys.modules if m.startswith('handprop.bench') or m.split('.')[0] in "
+             "('torch', 'threadpoolctl', 'tqdm', 'matplotlib')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "['handprop.bench', 'handprop.bench.cli']"

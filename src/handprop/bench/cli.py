@@ -1,26 +1,39 @@
-"""The ``handprop bench`` command: its flags, the run (workloads in order, the table, the JSON)
-and the entry point of ``benchmarks/*.py``.
+"""The ``handprop bench`` command: its flags, the session (threads, PyTorch, the header line),
+the workloads in order, and the table with its JSON.
 
-``handprop --help`` imports this module to build the parser, so it imports only
-:mod:`.targets` at import time; the workload modules load inside :func:`run`.
+``handprop --help`` imports this module to build the parser, so it imports nothing from
+this package at import time; the workload modules load inside :func:`measure`. The acceptance
+suite of a source checkout (``benchmarks/acceptance.py``) reuses these pieces.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .targets import DEFAULT_WORKLOADS, TARGETS, WORKLOADS
+if TYPE_CHECKING:
+    from .report import Row
+
+WORKLOADS = ("train64", "train512", "compute", "infer")
+#: Workloads of the acceptance suite only; it is not installed, so ``--only`` points there.
+ACCEPTANCE_ONLY = ("data", "startup", "memory")
+NOT_INSTALLED = ("data, startup and memory belong to the acceptance suite, which is not installed: "
+                 "in a source checkout, run python benchmarks/acceptance.py")
+RATIO_NOTE = "ratio = handprop / pytorch: below 1 handprop is faster in time per step or time, above 1 in GFLOP/s"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``handprop bench`` flags (also used by ``benchmarks/*.py``)."""
-    parser.add_argument("--quick", action="store_true", help="few steps and repeats (a smoke test, seconds)")
-    parser.add_argument("--only", metavar="LIST", help=f"comma-separated workloads: {','.join(WORKLOADS)} "
-                        f"(default: all but memory)")
+def add_arguments(parser: argparse.ArgumentParser, workloads: tuple[str, ...] = WORKLOADS,
+                  default: str = "all") -> None:
+    """The ``handprop bench`` flags (the acceptance suite passes its own workloads)."""
     from ..cli import positive_int
 
+    elsewhere = "" if set(ACCEPTANCE_ONLY) <= set(workloads) else f". {NOT_INSTALLED}"
+    parser.add_argument("--quick", action="store_true", help="few steps and repeats (a smoke test, seconds)")
+    parser.add_argument("--only", metavar="LIST", help=f"comma-separated workloads: {','.join(workloads)} "
+                        f"(default: {default}){elsewhere}")
     parser.add_argument("--repeats", type=positive_int, metavar="N", help="timed runs per library (default 5; quick 2)")
     parser.add_argument("--threads", type=positive_int, metavar="N", help="threads for NumPy's BLAS and PyTorch "
                         "(default: what NumPy's BLAS uses)")
@@ -31,42 +44,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
 
 
-def _selected(args: argparse.Namespace) -> list[str]:
-    if not getattr(args, "only", None):
-        return list(DEFAULT_WORKLOADS)
-    names = [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = [n for n in names if n not in WORKLOADS]
-    if unknown:
-        raise ValueError(f"unknown workload(s) {', '.join(unknown)}; expected {', '.join(WORKLOADS)}")
+def selected(only: str | None, workloads: tuple[str, ...] = WORKLOADS,
+             default: tuple[str, ...] | None = None) -> list[str]:
+    """The workloads ``--only`` names, in the order given (``default``, else all, without it)."""
+    if not only:
+        return list(workloads if default is None else default)
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in workloads]
+    if unknown and set(unknown) <= set(ACCEPTANCE_ONLY):
+        raise ValueError(f"--only {','.join(unknown)}: {NOT_INSTALLED} --only {','.join(names)}")
+    if unknown or not names:
+        raise ValueError(f"--only: unknown workload(s) {', '.join(unknown) or repr(only)}; "
+                         f"expected a comma-separated list of {', '.join(workloads)}")
     return names
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the selected workloads, print the table; 0 when every comparison is valid."""
+@dataclass
+class Session:
+    """What every workload of one run shares."""
+
+    quick: bool
+    repeats: int
+    use_torch: bool
+    data_dir: str | None
+    synthetic: bool
+
+
+def start(args: argparse.Namespace) -> Session:
+    """Check the flags, set the threads of both libraries, print the header line."""
     import numpy as np
 
-    from .dataset import bench_data_script, load_data
-    from .memory import bench_memory
-    from .report import Row, format_table, write_json
-    from .startup import bench_startup
     from .threads import blas_threads, set_blas_threads
-    from .workloads import bench_compute, bench_infer, bench_train
-    selected = _selected(args)
-    json_path = getattr(args, "json", None)
-    if json_path and not os.access(Path(json_path).resolve().parent, os.W_OK):
-        raise ValueError(f"--json {json_path}: cannot write into {Path(json_path).resolve().parent}")
-    quick = bool(getattr(args, "quick", False))
-    repeats = getattr(args, "repeats", None) or (2 if quick else 5)
-    data_dir = getattr(args, "data_dir", None)
-    use_torch = not getattr(args, "no_torch", False)
+    if args.json and not os.access(Path(args.json).resolve().parent, os.W_OK):
+        raise ValueError(f"--json {args.json}: cannot write into {Path(args.json).resolve().parent}")
+    use_torch = not args.no_torch
     if use_torch:
         try:
             import torch
         except ImportError:
             print("bench: PyTorch is not installed; timing handprop alone", file=sys.stderr)
             use_torch = False
-    threads = getattr(args, "threads", None)
-    if threads and not set_blas_threads(threads):
+    if args.threads and not set_blas_threads(args.threads):
         print("bench: threadpoolctl is not installed: NumPy's BLAS threads are fixed at start-up "
               "(set OPENBLAS_NUM_THREADS)", file=sys.stderr)
     n_threads, how = blas_threads()
@@ -75,57 +93,48 @@ def run(args: argparse.Namespace) -> int:
     print(f"handprop bench: numpy {np.__version__}, BLAS threads {n_threads} ({how})"
           + (f"; torch {torch.__version__}, threads {torch.get_num_threads()}" if use_torch else "")
           + f"; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}"
-          + ("; quick mode" if quick else ""), flush=True)
+          + ("; quick mode" if args.quick else ""), flush=True)
+    return Session(args.quick, args.repeats or (2 if args.quick else 5), use_torch, args.data_dir, args.synthetic)
 
-    rows: list[Row] = []
-    data = None
-    if any(w in selected for w in ("train64", "train512", "compute", "infer")):
-        data = load_data(data_dir, getattr(args, "synthetic", False))
-        print(f"data: {data.source}", flush=True)
-    if "train64" in selected:
-        steps = 150 if quick else 50000 // 64
-        rows.append(bench_train(f"1 train 784-50-10 b64 ({steps} steps), per step", data, (784, 50, 10), 64,
-                                steps, 0.2, repeats, use_torch))
-        rows[-1].target = f"<= {TARGETS['train64']}x"
-    if "train512" in selected:
-        steps = 30 if quick else 50000 // 512
-        rows.append(bench_train(f"2 train 784-50-10 b512 ({steps} steps), per step", data, (784, 50, 10), 512,
-                                steps, 0.2, repeats, use_torch))
-        rows[-1].target = f"<= {TARGETS['train512']}x"
-    if "compute" in selected:
-        rows.extend(bench_compute(data, quick, repeats, use_torch))
-    if "infer" in selected:
-        rows.append(bench_infer(data, repeats * (2 if quick else 4), use_torch))
-    if "data" in selected:
-        row = bench_data_script(quick, data_dir)
-        if row is not None:
-            rows.append(row)
-    if "startup" in selected:
-        rows.extend(bench_startup(3 if quick else 7, use_torch))
-    if "memory" in selected:
-        rows.append(bench_memory(data_dir, use_torch))
 
-    for r in rows:
-        if r.met is None and r.ratio is not None and r.target.startswith("<="):
-            r.met = r.ratio <= float(r.target.split()[1].rstrip("x")) and r.extra.get("loss_ok", True)
+def measure(session: Session, names: list[str]) -> list[Row]:
+    """The rows of the workloads among ``names`` that this package runs, in workload order."""
+    from .dataset import load_data
+    from .workloads import bench_compute, bench_infer, bench_train
+    s, rows = session, []
+    if not set(names) & set(WORKLOADS):
+        return rows
+    data = load_data(s.data_dir, s.synthetic)
+    print(f"data: {data.source}", flush=True)
+    for number, workload, bs, quick_steps in ((1, "train64", 64, 150), (2, "train512", 512, 30)):
+        if workload in names:
+            steps = quick_steps if s.quick else 50000 // bs
+            rows.append(bench_train(workload, f"{number} train 784-50-10 b{bs} ({steps} steps), per step", data,
+                                    (784, 50, 10), bs, steps, 0.2, s.repeats, s.use_torch))
+    if "compute" in names:
+        rows.extend(bench_compute(data, s.quick, s.repeats, s.use_torch))
+    if "infer" in names:
+        rows.append(bench_infer(data, s.repeats * (2 if s.quick else 4), s.use_torch))
+    return rows
+
+
+def print_report(rows: list[Row], json_path: str | None, note: str = RATIO_NOTE) -> int:
+    """Print the table (and write the JSON); 1 when a comparison is VOID, else 0."""
+    from .report import format_table, write_json
     print()
     print(format_table(rows))
-    print("\nratio = handprop / pytorch (time per step, time, or peak RSS; for GFLOP/s higher is better; "
-          "for workload 3 the target is a time ratio <= 1.0, i.e. at least PyTorch's throughput).")
-    void = [r.name for r in rows if r.extra.get("loss_ok") is False]
+    print(f"\n{note}")
+    void = [r.name for r in rows if r.agree is False]
     if void:
         print(f"VOID (handprop and PyTorch computed different things): {', '.join(void)}")
-    if getattr(args, "json", None):
-        write_json(rows, args.json)
+    if json_path:
+        write_json(rows, json_path)
     return 1 if void else 0
 
 
-def main(argv: list[str] | None = None, default_only: str | None = None) -> int:
-    """Entry point of ``benchmarks/*.py``: the ``handprop bench`` flags, another default ``--only``."""
-    from . import __doc__ as package_doc
-    parser = argparse.ArgumentParser(prog=Path(sys.argv[0]).name, description=package_doc.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    if default_only and not args.only:
-        args.only = default_only
-    return run(args)
+def run(args: argparse.Namespace) -> int:
+    """``handprop bench``: the selected workloads and their table; 0 when every comparison is valid."""
+    names = selected(args.only)
+    if args.synthetic and args.data_dir:
+        raise ValueError("--synthetic trains on random data: drop --data-dir (or --synthetic)")
+    return print_report(measure(start(args), names), args.json)

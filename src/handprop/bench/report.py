@@ -1,6 +1,7 @@
 """The results: one :class:`Row` per table line, the table, and the JSON file."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -10,14 +11,26 @@ def median(values: list[float]) -> float:
     return v[k] if len(v) % 2 else (v[k - 1] + v[k]) / 2
 
 
+@dataclass
 class Row:
-    """One line of the table: a workload's medians, their ratio, the target and the check."""
+    """One line of the table: a workload's medians, their ratio, the check and (filled in by the
+    acceptance suite) the target.
 
-    def __init__(self, name: str, unit: str, handprop: float | None, torch: float | None = None,
-                 target: str = "", met: bool | None = None, check: str = "",
-                 extra: dict[str, Any] | None = None):
-        self.name, self.unit, self.handprop, self.torch = name, unit, handprop, torch
-        self.target, self.met, self.check, self.extra = target, met, check, extra or {}
+    ``workload`` names what was measured (``train64``, ``compute_gflops``...), for code that
+    reads the rows; ``name`` is the table's label. ``agree`` is whether both libraries computed
+    the same thing (None: not compared); a False makes the row VOID.
+    """
+
+    workload: str
+    name: str
+    unit: str
+    handprop: float | None
+    torch: float | None = None
+    check: str = ""
+    agree: bool | None = None
+    target: str = ""
+    met: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float | None:
@@ -37,18 +50,17 @@ def _fmt(value: float | None, unit: str) -> str:
 
 
 def format_table(rows: list[Row]) -> str:
+    """The rows as aligned text; a column no row has a value in (targets outside the acceptance
+    suite, PyTorch with ``--no-torch``) is left out."""
     header = ("workload", "handprop", "pytorch", "ratio", "target", "met", "check")
-    lines = [header]
-    for r in rows:
-        met = "-" if r.met is None else ("yes" if r.met else "NO")
-        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
-        lines.append((r.name, _fmt(r.handprop, r.unit), _fmt(r.torch, r.unit), ratio, r.target, met, r.check))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = []
-    for k, line in enumerate(lines):
-        out.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
-        if k == 0:
-            out.append("  ".join("-" * w for w in widths))
+    cells = [(r.name, _fmt(r.handprop, r.unit), _fmt(r.torch, r.unit),
+              "-" if r.ratio is None else f"{r.ratio:.2f}", r.target,
+              "-" if r.met is None else ("yes" if r.met else "NO"), r.check) for r in rows]
+    keep = [i for i in range(len(header)) if i == 0 or any(line[i] not in ("", "-") for line in cells)]
+    lines = [tuple(line[i] for i in keep) for line in [header, *cells]]
+    widths = [max(len(line[k]) for line in lines) for k in range(len(keep))]
+    out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
+    out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
 
 
@@ -58,6 +70,6 @@ def write_json(rows: list[Row], path: str) -> None:
 
     from ..serialize import atomic_write
     with atomic_write(path, "w") as f:
-        json.dump([{"name": r.name, "unit": r.unit, "handprop": r.handprop, "torch": r.torch, "ratio": r.ratio,
-                    "target": r.target, "met": r.met, "check": r.check, **{k: v for k, v in r.extra.items()
-                    if k != "times"}} for r in rows], f, indent=1, default=str)
+        json.dump([{"workload": r.workload, "name": r.name, "unit": r.unit, "handprop": r.handprop, "torch": r.torch,
+                    "ratio": r.ratio, "agree": r.agree, "target": r.target, "met": r.met, "check": r.check,
+                    **{k: v for k, v in r.extra.items() if k != "times"}} for r in rows], f, indent=1, default=str)

@@ -1,6 +1,20 @@
 """Workloads 1-4, timed in-process: training steps (``train64``, ``train512``, ``compute`` with
-its GFLOP/s against sgemm) and inference (``infer``), each next to its PyTorch twin. Training
-loss trajectories (and inference outputs) are compared: a difference marks the row VOID."""
+its GFLOP/s against sgemm) and inference (``infer``), each next to its PyTorch twin.
+
+Do the two libraries compute the same thing? The timed runs are float32, and float32 loss
+trajectories cannot be compared over hundreds of steps: a ReLU pre-activation within rounding
+(~1e-7) of zero comes out positive in one library and not in the other (their matrix products
+sum in different orders, more so with several BLAS threads), that sample's gradient flows in one
+only, the weights differ by ~1e-4 from then on, and every later step amplifies it (workload 1
+on MNIST, 2 threads: 5e-7 for 236 steps, 1e-4 at step 237, 5e-2 by step 781). So a training row is
+judged on two runs. An untimed float64 run of each library, from the same weights over the same
+batches, must agree at *every* step to :data:`F64_RTOL`: rounding there is ~1e-16 and kink
+flips are out of reach (1e-15 over 781 steps), while a real difference (another batch order,
+init, learning rate or loss reduction) shows at >= 1e-6 within a step or two. The timed float32
+runs must be finite and, over the first :data:`F32_STEPS` steps (before a cascade builds up; one
+early flip costs ~1e-4), agree with each other and with the float64 run to :data:`F32_RTOL`.
+A failed check marks the row VOID; inference compares outputs.
+"""
 from __future__ import annotations
 
 import time
@@ -10,8 +24,10 @@ from typing import Any
 from .dataset import Data
 from .models import copy_model, handprop_mlp, torch_mlp
 from .report import Row, median
-from .targets import LOSS_RTOL, TARGETS
 from .timing import alternate, alternate_fast, settle
+
+#: Tolerances of the loss agreement check (relative to max(1, |loss|)); see the module docstring.
+F32_STEPS, F32_RTOL, F64_RTOL = 10, 1e-3, 1e-9
 
 
 # --------------------------------------------------------------------------------------------
@@ -55,16 +71,40 @@ def train_torch(model, x, y, bs: int, steps: int, lr: float):
     return time.perf_counter() - t0, losses
 
 
-def compare_losses(a, b) -> tuple[bool, float]:
-    """(trajectories agree, max relative difference)."""
+def loss_diff(a, b) -> float:
+    """max |a - b| / max(1, |b|) over the steps; inf when a loss is not finite."""
     import numpy as np
-    diff = float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b))))
-    return bool(diff <= LOSS_RTOL and np.all(np.isfinite(a))), diff
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return float("inf")
+    return float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b))))
+
+
+def float64_losses(init, x, y, bs: int, steps: int, lr: float):
+    """Per-step losses of an untimed float64 run of each library (the same batches, weights)."""
+    import numpy as np
+    x64 = x[:steps * bs].astype(np.float64)
+    _, hp = train_handprop(copy_model(init).to(np.float64), x64, y, bs, steps, lr)
+    _, ref = train_torch(torch_mlp(init).double(), x64, y, bs, steps, lr)
+    return hp, ref
+
+
+def check_losses(row: Row, hp32, ref32, hp64, ref64) -> None:
+    """Judge a training row from its per-step losses: the float64 runs (:func:`float64_losses`)
+    within :data:`F64_RTOL` at every step; the timed float32 runs finite, and within
+    :data:`F32_RTOL` of each other and of the float64 run (it is the same run) over the first
+    :data:`F32_STEPS` steps. Sets ``row.agree`` and ``row.check``."""
+    k = F32_STEPS
+    f64, f32_all, f32_first = loss_diff(hp64, ref64), loss_diff(hp32, ref32), loss_diff(hp32[:k], ref32[:k])
+    same_run = loss_diff(hp32[:k], hp64[:k]) <= F32_RTOL
+    row.agree = f64 <= F64_RTOL and f32_first <= F32_RTOL and f32_all < float("inf") and same_run
+    row.check = (f"losses: float64 {f64:.0e}; float32 {f32_all:.0e} (first {min(k, len(hp32))} {f32_first:.0e})"
+                 + ("" if same_run else "; float64 run is another run") + ("" if row.agree else " VOID"))
+    row.extra.update(loss_diff_float64=f64, loss_diff_float32=f32_all, loss_diff_float32_first=f32_first)
 
 
 # --------------------------------------------------------------------------------------------
 # workloads 1-3: training
-def bench_train(name: str, data: Data, sizes: tuple[int, ...], bs: int, steps: int, lr: float,
+def bench_train(workload: str, name: str, data: Data, sizes: tuple[int, ...], bs: int, steps: int, lr: float,
                 repeats: int, use_torch: bool, seed: int = 0) -> Row:
     """Time ``steps`` training steps in each library (from identical initial weights)."""
     init = handprop_mlp(sizes, seed)
@@ -83,12 +123,10 @@ def bench_train(name: str, data: Data, sizes: tuple[int, ...], bs: int, steps: i
         fns.append(run_t)
     times = alternate(fns, repeats)
     hp_step = median(times[0]) / steps
-    row = Row(name, "s", hp_step, extra={"steps": steps, "times": times, "batch": bs, "lr": lr})
+    row = Row(workload, name, "s", hp_step, extra={"steps": steps, "times": times, "batch": bs, "lr": lr})
     if use_torch:
         row.torch = median(times[1]) / steps
-        ok, diff = compare_losses(result["hp_losses"], result["t_losses"])
-        row.check = f"losses max rel diff {diff:.1e}" + ("" if ok else " VOID")
-        row.extra["loss_ok"] = ok
+        check_losses(row, result["hp_losses"], result["t_losses"], *float64_losses(init, x, y, bs, steps, lr))
     row.extra["final_loss"] = float(result["hp_losses"][-1])
     return row
 
@@ -129,19 +167,18 @@ def bench_compute(data: Data, quick: bool, repeats: int, use_torch: bool) -> lis
     """Workload 3: the compute-bound MLP's time per step, and its GFLOP/s against sgemm."""
     sizes, bs = (784, 1024, 1024, 10), 512
     steps = 4 if quick else 20
-    row = bench_train(f"3 train 784-1024-1024-10 b512 ({steps} steps), per step", data, sizes, bs, steps, 0.1,
-                      repeats, use_torch)
+    row = bench_train("compute", f"3 train 784-1024-1024-10 b512 ({steps} steps), per step", data, sizes, bs,
+                      steps, 0.1, repeats, use_torch)
     rates = sgemm_rate(1024 if quick else 2048, use_torch=use_torch)
     peak = max(rates.values())
     flops = matmul_flops(sizes, bs)
     hp_rate = flops / row.handprop / 1e9
-    row.target = f"<= {TARGETS['compute']}x"
     row.extra.update({"sgemm_gflops": rates, "handprop_gflops": hp_rate})
     t_rate = flops / row.torch / 1e9 if row.torch else None
     frac = hp_rate / peak
-    return [row, Row("3 ... achieved GFLOP/s (sgemm: " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items())
-                     + ")", "GF/s", hp_rate, t_rate, target=f">= {TARGETS['sgemm_fraction']:.0%} sgemm",
-                     met=frac >= TARGETS["sgemm_fraction"], check=f"{frac:.0%} of sgemm {peak:.0f} GFLOP/s")]
+    return [row, Row("compute_gflops", "3 ... achieved GFLOP/s (sgemm: "
+                     + ", ".join(f"{k} {v:.0f}" for k, v in rates.items()) + ")", "GF/s", hp_rate, t_rate,
+                     check=f"{frac:.0%} of sgemm {peak:.0f} GFLOP/s", extra={"sgemm_fraction": frac})]
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,14 +207,13 @@ def bench_infer(data: Data, repeats: int, use_torch: bool) -> Row:
             return time.perf_counter() - t0
         fns.append(run_t)
     times = alternate_fast(fns, repeats)
-    row = Row("4 inference 784-50-10, 10k images", "s", median(times[0]),
-              target=f"<= {TARGETS['infer']}x", extra={"times": times})
+    row = Row("infer", "4 inference 784-50-10, 10k images", "s", median(times[0]), extra={"times": times})
     if use_torch:
         row.torch = median(times[1])
         ref = out["t"].numpy()
         diff = float(np.max(np.abs(out["hp"] - ref)) / max(1.0, float(np.max(np.abs(ref)))))
         same = float(np.mean(out["hp"].argmax(1) == ref.argmax(1)))
-        ok = diff <= LOSS_RTOL and same == 1.0
+        ok = diff <= F32_RTOL and same == 1.0
         row.check = f"outputs max rel diff {diff:.1e}" + ("" if ok else " VOID")
-        row.extra["loss_ok"] = ok
+        row.agree = ok
     return row

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import time
 
-from .children import python
-from .dataset import mnist_folder
-from .report import Row
-from .targets import TARGETS
+from children import python
+
+from handprop.bench.dataset import mnist_folder
+from handprop.bench.report import Row
 
 _TORCH_TRAIN = r'''
 """PyTorch equivalent of `handprop train` with its defaults (memory benchmark)."""
@@ -114,18 +114,18 @@ def bench_memory(data_dir: str | None, use_torch: bool) -> Row:
     """Peak RSS of ``handprop train`` (defaults) and of the equivalent PyTorch script."""
     import tempfile
 
-    from ..train import config as C
+    from handprop.train import config as C
     cfg = C.resolve(None, {})
     folder = mnist_folder(data_dir)
     if folder is None:
-        return Row("7 peak RSS, handprop train", "MB", None, check="skipped: MNIST not found")
+        return Row("memory", "7 peak RSS, handprop train", "MB", None, check="skipped: MNIST not found")
     with tempfile.TemporaryDirectory() as tmp:
         # The data are found through $HANDPROP_DATA (<dir>/mnist), as a user would set it.
         env = {**os.environ, "HANDPROP_DATA": str(folder.parent) if folder.name == "mnist" else str(folder)}
         cmd = ["-m", "handprop", "train", "--quiet", "--offline", "--out", os.path.join(tmp, "run")]
         hp_rss, hp_wall, code, tail = _peak_rss_mb(cmd, tmp, env)
-        row = Row("7 peak RSS, handprop train", "MB", hp_rss if code == 0 else None,
-                  target=f"<= {TARGETS['memory']}x", extra={"handprop_wall_s": hp_wall, "handprop_tail": tail})
+        row = Row("memory", "7 peak RSS, handprop train", "MB", hp_rss if code == 0 else None,
+                  extra={"handprop_wall_s": hp_wall, "handprop_tail": tail})
         if code != 0:
             row.check = f"handprop train failed ({code}): {tail}"
             return row

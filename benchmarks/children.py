@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .report import median
+from handprop.bench.report import median
 
 
 def python() -> str:

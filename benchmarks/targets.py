@@ -1,0 +1,54 @@
+"""What each row of the acceptance table must reach, keyed by :attr:`Row.workload`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from handprop.bench.report import Row
+
+
+@dataclass(frozen=True)
+class Target:
+    """A bound shown as ``label``; ``reached(row)`` is None when the row has no figure to judge."""
+
+    label: str
+    reached: Callable[[Row], bool | None]
+
+
+def ratio_at_most(bound: float) -> Target:
+    """handprop / PyTorch (time, or peak RSS) at most ``bound``."""
+    return Target(f"<= {bound}x", lambda row: None if row.ratio is None else row.ratio <= bound)
+
+
+def seconds_under(bound: float) -> Target:
+    """handprop's own time under ``bound`` seconds."""
+    return Target(f"< {bound} s", lambda row: None if row.handprop is None else row.handprop < bound)
+
+
+def sgemm_fraction_at_least(fraction: float) -> Target:
+    """handprop's GFLOP/s at least ``fraction`` of the machine's square-sgemm rate."""
+    return Target(f">= {fraction:.0%} sgemm", lambda row: row.extra["sgemm_fraction"] >= fraction)
+
+
+def _import_target(bound: float) -> Target:
+    """``import handprop`` under ``bound`` seconds, loading no heavy optional library."""
+    seconds = seconds_under(bound)
+    return Target(seconds.label, lambda row: seconds.reached(row) and not row.extra["heavy"])
+
+
+TARGETS: dict[str, Target] = {
+    "train64": ratio_at_most(0.6), "train512": ratio_at_most(0.8), "compute": ratio_at_most(1.0),
+    "compute_gflops": sgemm_fraction_at_least(0.6), "infer": ratio_at_most(0.6), "memory": ratio_at_most(0.6),
+    "import": _import_target(0.15), "help": seconds_under(0.3),
+}
+
+
+def judge(rows: list[Row]) -> None:
+    """Fill in each row's target and whether it was met; a VOID comparison meets nothing."""
+    for row in rows:
+        target = TARGETS.get(row.workload)
+        if target is None:
+            continue
+        row.target = target.label
+        reached = target.reached(row)
+        row.met = None if reached is None else bool(reached) and row.agree is not False
