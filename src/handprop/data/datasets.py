@@ -14,8 +14,10 @@ import numpy as np
 
 from .errors import DatasetError
 from .idx import read_idx
-from .registry import DatasetSpec, dataset_spec
-from .search import cache_dir, dataset_file, find_dataset, missing_files, not_found_message, search_paths
+from .registry import DATASETS, DatasetSpec, dataset_spec
+from .search import cache_dir, dataset_files, find_dataset, not_found_error, readable_file, search_paths
+
+__all__ = ["DATASETS", "fashion_mnist", "load_dataset", "mnist"]  # DATASETS: the registry, as before
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -27,25 +29,24 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
 
     Images are uint8 ``(N, H, W)``, labels uint8 ``(N,)``. When no searched folder holds the
     files and ``download`` is true they are fetched from ``mirrors`` (default: the registry's)
-    into ``root`` or the cache. Raises :class:`DatasetError` naming every folder searched and
-    every remedy when the data cannot be found, or the file and problem when it is invalid.
+    into ``root`` or the cache. Raises :class:`DatasetError` when the data cannot be found (its
+    ``details`` list every folder searched and every remedy), or naming the file and the
+    problem when it is unreadable or invalid.
     """
     spec = dataset_spec(name)
-    candidates = search_paths(name, root)
     folder = find_dataset(name, root)
     if folder is None:
         if not download:
-            raise DatasetError(not_found_message(spec, candidates, root is not None,
-                                                 "disabled (download=False)"))
+            raise not_found_error(name, root, "downloading is off (--offline)")
         from .download import download_files  # urllib/http/ssl load only when downloading
 
-        folder = candidates[0] if root is not None else cache_dir() / spec.name
-        missing = {f: sha for f, sha in spec.files.items() if f in missing_files(spec, folder)}
+        folder = search_paths(name, root)[0] if root is not None else cache_dir() / spec.name
+        wanted = {f: sha for f, sha in spec.files.items() if not _has_readable(folder, f)}
         try:
-            download_files(missing, folder, spec.mirrors if mirrors is None else mirrors,
+            download_files(wanted, folder, spec.mirrors if mirrors is None else mirrors,
                            timeout=timeout, progress=progress)
         except DatasetError as exc:
-            raise DatasetError(not_found_message(spec, candidates, root is not None, str(exc))) from exc
+            raise not_found_error(name, root, f"the download failed ({exc})", exc.details) from exc
     return _load_folder(spec, folder)
 
 
@@ -61,11 +62,20 @@ def fashion_mnist(root: str | os.PathLike | None = None, download: bool = True,
     return load_dataset("fashion-mnist", root, download, **kwargs)
 
 
+def _has_readable(folder: Path, name: str) -> bool:
+    """Whether ``folder`` holds a readable ``name`` (.gz or raw); an unreadable one is replaced by a download."""
+    try:
+        return readable_file(folder, name) is not None
+    except DatasetError:
+        return False
+
+
 def _load_folder(spec: DatasetSpec, folder: Path) -> tuple[Split, Split]:
     """Read and verify the four files of ``folder``: checksums, dtype, rank, counts, labels."""
-    paths = [dataset_file(folder, f) for f in spec.files]
-    if None in paths:
-        raise DatasetError(f"{folder}: missing {', '.join(missing_files(spec, folder))} (.gz or raw)")
+    try:
+        paths = dataset_files(spec, folder)
+    except DatasetError as exc:  # changed since the search found it
+        raise DatasetError(f"{folder}: {exc}") from exc
     arrays = [read_idx(p, sha256=sha) for p, sha in zip(paths, spec.files.values())]
     for path, array, ndim in zip(paths, arrays, (3, 1, 3, 1)):
         if array.dtype != np.uint8 or array.ndim != ndim:
