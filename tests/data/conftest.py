@@ -88,15 +88,17 @@ def full_message(exc: BaseException) -> str:
 def deny(monkeypatch):
     """``deny(path)``: make ``path`` unreadable to this process, as permissions would for a
     normal user (the tests may run as root, whom chmod does not stop). A denied folder lets
-    nothing inside it be stat'ed or opened; a denied file cannot be opened."""
-    denied: list[Path] = []
+    nothing inside it be stat'ed or opened; a denied file cannot be opened, until a new file
+    replaces it (permissions belong to the file, not to its name)."""
+    folders: list[Path] = []
+    files: dict[Path, int] = {}  # path -> inode
     real_stat, real_open = os.stat, builtins.open
 
     def check(path, *, opening: bool) -> None:
         if isinstance(path, int):  # a file descriptor
             return
         p = Path(os.fsdecode(path)).absolute()
-        if any(d in p.parents for d in denied) or (opening and p in denied):
+        if any(d in p.parents for d in folders) or (opening and p in files and real_stat(p).st_ino == files[p]):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(p))
 
     def fake_stat(path, *args, **kwargs):
@@ -107,9 +109,16 @@ def deny(monkeypatch):
         check(file, opening=True)
         return real_open(file, *args, **kwargs)
 
+    def deny_path(path) -> None:
+        path = Path(path).absolute()
+        if path.is_file():
+            files[path] = real_stat(path).st_ino
+        else:
+            folders.append(path)
+
     monkeypatch.setattr(os, "stat", fake_stat)
     monkeypatch.setattr(builtins, "open", fake_open)
-    return lambda path: denied.append(Path(path).absolute())
+    return deny_path
 
 
 def replace_spec(monkeypatch, name: str, **changes) -> DatasetSpec:

@@ -53,7 +53,7 @@ def test_connection_cut_mid_file_leaves_no_file(tiny, server, mode):
     with pytest.raises(DatasetError) as info:
         load_dataset("tiny", mirrors=[cut], progress=False)
     reason = "connection closed after" if mode == "cut" else "truncated gzip stream"
-    assert f"the download failed ({FILES[0]}.gz: {reason}" in str(info.value)
+    assert f"the download failed ({reason}" in str(info.value)
     assert any(line.startswith(f"  {cut}{FILES[0]}.gz: {reason}") for line in info.value.details)
     assert not cache_dir().exists()  # no partial file, no temp file, no folder
 
@@ -83,8 +83,9 @@ def test_no_network_lists_every_place_url_and_remedy(tiny, env):
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/"
     with pytest.raises(DatasetError) as info:
         load_dataset("tiny", mirrors=[dead], timeout=2, progress=False)
+    assert "the download failed (Connection refused)" in str(info.value)  # the cause, not urllib's wrapper
     message = full_message(info.value)
-    assert f"{dead}{FILES[0]}.gz: " in message
+    assert f"{dead}{FILES[0]}.gz: <urlopen error [Errno 111] Connection refused>" in message
     for expected in ("--data-dir", "HANDPROP_DATA", str(cache_dir() / "tiny"), str(env / "system" / "tiny")):
         assert expected in message
     assert not cache_dir().exists()  # the cache folders made for the download are removed again

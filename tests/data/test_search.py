@@ -176,7 +176,7 @@ def test_unknown_user_in_handprop_data(tiny, monkeypatch):
 
 
 def test_info_lines_report_each_place_and_remedies(tiny, env, monkeypatch, deny):
-    arrays, _, _ = tiny
+    arrays, _, spec = tiny
     monkeypatch.setenv("HANDPROP_DATA", str(env / "data"))
     write_files(env / "data" / "tiny", arrays)
     deny(env / "data" / "tiny")
@@ -185,7 +185,19 @@ def test_info_lines_report_each_place_and_remedies(tiny, env, monkeypatch, deny)
     assert f"      {env / 'data' / 'tiny'}  (HANDPROP_DATA: cannot read the folder: {DENIED})" in lines
     assert "    to add a copy, any of:" in lines
     write_files(cache_dir() / "tiny", arrays)
+    write_files(Path(spec.system_dirs[0]), arrays)
     lines = dataset_lines("tiny")
     assert lines[0] == f"  tiny: {cache_dir() / 'tiny'}"
     assert f"    * {cache_dir() / 'tiny'}  (user cache: ok)" in lines
+    assert f"      {spec.system_dirs[0]}  (system copy: ok)" in lines  # usable, but not the one used
     assert not any("to add a copy" in line for line in lines)
+
+
+def test_an_unreadable_file_in_the_download_folder_is_downloaded_again(tiny, server, env, deny):
+    arrays, blobs, _ = tiny
+    write_files(cache_dir() / "tiny", arrays)
+    deny(cache_dir() / "tiny" / f"{FILES[1]}.gz")
+    server.routes[f"/ok/{FILES[1]}.gz"] = ("ok", blobs[FILES[1]])
+    (_, y), _ = load_dataset("tiny", mirrors=[f"{server.url}/ok/"], progress=False)
+    np.testing.assert_array_equal(y, arrays[1])
+    assert server.requests == [f"/ok/{FILES[1]}.gz"]  # only the unreadable file was replaced

@@ -37,7 +37,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
     folder = find_dataset(name, root)
     if folder is None:
         if not download:
-            raise not_found_error(name, root, "downloading is off (--offline)")
+            raise not_found_error(name, root)
         from .download import download_files  # urllib/http/ssl load only when downloading
 
         folder = search_paths(name, root)[0] if root is not None else cache_dir() / spec.name
@@ -46,7 +46,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
             download_files(wanted, folder, spec.mirrors if mirrors is None else mirrors,
                            timeout=timeout, progress=progress)
         except DatasetError as exc:
-            raise not_found_error(name, root, f"the download failed ({exc})", exc.details) from exc
+            raise not_found_error(name, root, exc) from exc
     return _load_folder(spec, folder)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import sys
+import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Mapping, Sequence
@@ -28,8 +29,8 @@ def download_files(files: Mapping[str, str], folder: Path, mirrors: Sequence[str
 
     ``folder`` and its missing parents are created first and removed again if the download
     fails while they are still empty, so a mistyped folder is never left behind. Raises
-    :class:`DatasetError` naming the file and the last failure; its ``details`` list every
-    URL tried and why it failed.
+    :class:`DatasetError` saying briefly why the last try failed; its ``details`` list every
+    URL tried and why it failed, in full.
     """
     if not mirrors:
         raise DatasetError("no mirrors given")
@@ -44,14 +45,22 @@ def download_files(files: Mapping[str, str], folder: Path, mirrors: Sequence[str
                     fetch(url, folder / f"{name}.gz", sha256, timeout=timeout, progress=progress)
                     break
                 except (OSError, http.client.HTTPException, zlib.error, ValueError) as exc:
-                    failures.append((url, str(exc)))
+                    failures.append((url, exc))
             else:
-                raise DatasetError(f"{name}.gz: {failures[-1][1]}",
+                raise DatasetError(_short_reason(failures[-1][1]),
                                    [f"Downloading {name}.gz into {folder} failed; tried:",
-                                    *(f"  {url}: {why}" for url, why in failures)])
+                                    *(f"  {url}: {exc}" for url, exc in failures)])
     except BaseException:
         _remove_empty(created)
         raise
+
+
+def _short_reason(exc: BaseException) -> str:
+    """Why a download failed, in a few words: the cause inside urllib's wrapper
+    ("Connection refused", not "<urlopen error [Errno 111] Connection refused>")."""
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        exc = exc.reason if isinstance(exc.reason, BaseException) else OSError(exc.reason)
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else None) or str(exc)
 
 
 def _make_folders(folder: Path, created: list[Path]) -> None:
@@ -59,7 +68,7 @@ def _make_folders(folder: Path, created: list[Path]) -> None:
     try:
         missing = []
         for parent in (folder, *folder.parents):
-            if parent.is_dir():
+            if parent.exists():  # a folder, or a file that makes mkdir say "Not a directory"
                 break
             missing.append(parent)
         for new in reversed(missing):

@@ -145,29 +145,36 @@ def remedies(name: str) -> list[str]:
     return lines
 
 
-def not_found_error(name: str, root: str | os.PathLike | None, why: str,
-                    details: Sequence[str] = ()) -> DatasetError:
+def not_found_error(name: str, root: str | os.PathLike | None,
+                    download_error: DatasetError | None = None) -> DatasetError:
     """The error for "no usable copy anywhere": one short line, then the details.
 
     The line (at most :data:`MAX_LINE` characters; the CLI prints only it) says where it looked,
-    the most telling problem met, why nothing was downloaded (``why``) and the ``handprop info``
-    command that shows the full search. The details, which a Python traceback shows, are
-    ``details`` (the download's failures), the search report and the remedies.
+    the most telling problem met, why nothing was downloaded (``download_error``, or downloading
+    is off) and the ``handprop info`` command that shows the full search. The details, which a
+    Python traceback shows, are the download's failures, the search report and the remedies.
     """
     places = list(survey(name, root))
     near = next((p for p in places if p.problem not in (None, NO_FOLDER, NO_FILES)), None)
+    shrink = {}
     if root is None:
-        where, info = "locally", "handprop info"
-        problem = f"{near.source} {near.folder}: {near.problem}" if near else ""
+        template, info = "{name}: dataset not found locally", "handprop info"
+        if near:
+            template += " ({problem})"
+            shrink["problem"] = f"{near.source} {near.folder}: {near.problem}"
     else:
-        where, info = f"in --data-dir {places[0].folder}", "handprop info --data-dir DIR"
-        problem = (near or places[0]).problem
-    fields = {"where": where, "problem": f" ({problem})" if problem else "", "why": why}
-    line = _fit("{name}: dataset not found {where}{problem}, and {why}; details: `{info}`",
-                name=name, info=info, shrink=fields)
+        template, info = "{name}: dataset not found in --data-dir {path} ({problem})", "handprop info --data-dir DIR"
+        shrink.update(path=str(places[0].folder), problem=(near or places[0]).problem)
+    if download_error is None:
+        template += ", and downloading is off (--offline)"
+    else:
+        template += ", and the download failed ({reason})"
+        shrink["reason"] = str(download_error)
+    line = _fit(template + "; details: `{info}`", name=name, info=info, shrink=shrink)
     searched = ["Searched, in order (* = used):", *search_report(name, root)]
     fixes = ["To add a copy, any of:", *(f"  - {r}" for r in remedies(name))]
-    return DatasetError(line, [*details, *searched, *fixes])
+    download = [] if download_error is None else download_error.details or [f"Download failed: {download_error}"]
+    return DatasetError(line, [*download, *searched, *fixes])
 
 
 def _sources(spec: DatasetSpec, root: str | os.PathLike | None) -> list[tuple[str, Path]]:
