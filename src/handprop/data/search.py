@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,7 +163,8 @@ def not_found_error(name: str, root: str | os.PathLike | None,
             template += " ({problem})"
             shrink["problem"] = f"{near.source} {near.folder}: {near.problem}"
     else:
-        template, info = "{name}: dataset not found in --data-dir {path} ({problem})", "handprop info --data-dir DIR"
+        template = "{name}: dataset not found in --data-dir {path} ({problem})"
+        info = "handprop info --data-dir DIR"
         shrink.update(path=str(places[0].folder), problem=(near or places[0]).problem)
     if download_error is None:
         template += ", and downloading is off (--offline)"
