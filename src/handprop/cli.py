@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     if from_bench:
         from_bench(b)
 
-    sub.add_parser("info", help="versions, BLAS, threads, and where the datasets were found")
+    i = sub.add_parser("info", help="versions, BLAS, threads, and where the datasets were found")
+    i.add_argument("--data-dir", type=Path, metavar="DIR", help="show the search train/evaluate --data-dir DIR make")
     return parser
 
 
@@ -182,7 +183,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from .info import print_info
-    return print_info()
+    return print_info(args.data_dir)
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "gradcheck": cmd_gradcheck,

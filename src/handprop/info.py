@@ -4,11 +4,13 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .data import DATASETS, find_dataset, search_paths
+from .data import DATASETS, find_dataset
+from .data.search import remedies, search_report
 
 
 def blas_info() -> str:
@@ -21,7 +23,23 @@ def blas_info() -> str:
         return "unknown"
 
 
-def print_info() -> int:
+def dataset_lines(name: str, data_dir: Path | None = None) -> list[str]:
+    """``info``'s lines for one dataset: where it was found, every folder searched and why it
+    was skipped, and the remedies when it is missing. A problem that stops the search itself
+    (no home folder, a bad ``~user``) is reported on the dataset's line, never raised."""
+    try:
+        found = find_dataset(name, data_dir)
+        searched = search_report(name, data_dir)
+        fixes = [] if found else ["    to add a copy, any of:", *(f"      - {r}" for r in remedies(name))]
+    except (OSError, ValueError) as exc:  # DatasetError is a ValueError
+        return [f"  {name}: cannot search: {exc}"]
+    where = "in --data-dir" if data_dir is not None else "locally"
+    status = found or f"not found {where} (train and evaluate download it unless --offline)"
+    return [f"  {name}: {status}", *(f"    {line}" for line in searched), *fixes]
+
+
+def print_info(data_dir: Path | None = None) -> int:
+    """Print versions, BLAS, threads and the dataset search (for ``--data-dir`` if given)."""
     try:
         import torch
         torch_version = f"{torch.__version__} ({torch.get_num_threads()} threads)"
@@ -34,10 +52,7 @@ def print_info() -> int:
     print(f"numpy      {np.__version__}, BLAS {blas_info()}")
     print(f"torch      {torch_version}")
     print(f"cpus       {os.cpu_count()}; thread settings: {threads or 'none (BLAS default)'}")
-    print("datasets (search order; * = found):")
+    print("datasets (search order; * = the copy used):")
     for name in DATASETS:
-        found = find_dataset(name)
-        print(f"  {name}: {found if found else 'not found locally (downloaded on first use)'}")
-        for place in search_paths(name):
-            print(f"    {'*' if found and place == found else ' '} {place}")
+        print("\n".join(dataset_lines(name, data_dir)))
     return 0

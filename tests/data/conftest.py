@@ -1,10 +1,13 @@
 """Fixtures for the data tests: hand-built IDX bytes, tiny datasets, a local HTTP server."""
 from __future__ import annotations
 
+import builtins
 import dataclasses
+import errno
 import gzip
 import hashlib
 import http.server
+import os
 import struct
 import threading
 from pathlib import Path
@@ -74,6 +77,48 @@ def tiny(env, monkeypatch):
     spec = spec_for(arrays, system_dirs=(str(env / "system" / "tiny"),))
     monkeypatch.setitem(DATASETS, "tiny", spec)
     return arrays, blobs, spec
+
+
+def full_message(exc: BaseException) -> str:
+    """An error's message and its details (the notes a traceback shows), as one text."""
+    return "\n".join([str(exc), *getattr(exc, "details", [])])
+
+
+@pytest.fixture
+def deny(monkeypatch):
+    """``deny(path)``: make ``path`` unreadable to this process, as permissions would for a
+    normal user (the tests may run as root, whom chmod does not stop). A denied folder lets
+    nothing inside it be stat'ed or opened; a denied file cannot be opened, until a new file
+    replaces it (permissions belong to the file, not to its name)."""
+    folders: list[Path] = []
+    files: dict[Path, int] = {}  # path -> inode
+    real_stat, real_open = os.stat, builtins.open
+
+    def check(path, *, opening: bool) -> None:
+        if isinstance(path, int):  # a file descriptor
+            return
+        p = Path(os.fsdecode(path)).absolute()
+        if any(d in p.parents for d in folders) or (opening and p in files and real_stat(p).st_ino == files[p]):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(p))
+
+    def fake_stat(path, *args, **kwargs):
+        check(path, opening=False)
+        return real_stat(path, *args, **kwargs)
+
+    def fake_open(file, *args, **kwargs):
+        check(file, opening=True)
+        return real_open(file, *args, **kwargs)
+
+    def deny_path(path) -> None:
+        path = Path(path).absolute()
+        if path.is_file():
+            files[path] = real_stat(path).st_ino
+        else:
+            folders.append(path)
+
+    monkeypatch.setattr(os, "stat", fake_stat)
+    monkeypatch.setattr(builtins, "open", fake_open)
+    return deny_path
 
 
 def replace_spec(monkeypatch, name: str, **changes) -> DatasetSpec:

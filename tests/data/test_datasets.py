@@ -12,7 +12,7 @@ import pytest
 from handprop.data import (DATASETS, DatasetError, Normalize, cache_dir, fashion_mnist, find_dataset,
                            load_dataset, mnist, search_paths, to_float_flat, train_valid_split)
 
-from .conftest import FILES, idx_bytes, replace_spec, spec_for, tiny_arrays, write_files
+from .conftest import FILES, full_message, idx_bytes, replace_spec, spec_for, tiny_arrays, write_files
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -91,7 +91,7 @@ def test_search_order_env_then_cache_then_system(tiny, env, monkeypatch):
     arrays, _, spec = tiny
     env_dir, cache, system = env / "data" / "tiny", cache_dir() / "tiny", Path(spec.system_dirs[0])
     monkeypatch.setenv("HANDPROP_DATA", str(env / "data"))
-    assert search_paths("tiny") == [env_dir, cache, system]
+    assert search_paths("tiny") == [env / "data", env_dir, cache, system]
     assert cache == env / "cache" / "handprop" / "tiny"
     assert find_dataset("tiny") is None
     for folder in (system, cache, env_dir):
@@ -114,7 +114,7 @@ def test_relative_handprop_data_and_home_default_cache(tiny, env, monkeypatch):
     monkeypatch.setenv("HANDPROP_DATA", "rel")
     monkeypatch.setenv("XDG_CACHE_HOME", "not/absolute")  # ignored, as the XDG spec says
     monkeypatch.setenv("HOME", str(env / "home"))
-    assert search_paths("tiny")[:2] == [env / "rel" / "tiny", env / "home" / ".cache" / "handprop" / "tiny"]
+    assert search_paths("tiny")[1:3] == [env / "rel" / "tiny", env / "home" / ".cache" / "handprop" / "tiny"]
 
 
 def test_explicit_root_replaces_the_search(tiny, env, monkeypatch):
@@ -198,23 +198,28 @@ def test_unknown_name_lists_valid_names():
             call()
 
 
-def test_no_data_message_lists_every_place_and_remedy(env, monkeypatch):
+def test_no_data_details_list_every_place_in_order_and_every_remedy(env, monkeypatch):
     spec = replace_spec(monkeypatch, "fashion-mnist", system_dirs=(str(env / "no-debian"),))
     monkeypatch.setenv("HANDPROP_DATA", str(env / "data"))
     (env / "data" / "fashion-mnist").mkdir(parents=True)
+    write_files(env / "data" / "fashion-mnist", tiny_arrays()[:1])  # one file of four
     with pytest.raises(DatasetError) as info:
         fashion_mnist(download=False)
-    message = str(info.value)
-    for folder in search_paths("fashion-mnist"):
-        assert str(folder) in message
-    assert f"{env / 'data' / 'fashion-mnist'}  (missing {', '.join(FILES)})" in message
-    assert f"{env / 'no-debian'}  (no such folder)" in message
-    for remedy in ("--data-dir", "HANDPROP_DATA", "sudo apt install dataset-fashion-mnist",
-                   "download=True", spec.mirrors[0], str(cache_dir() / "fashion-mnist")):
+    details = info.value.details
+    searched = [line for line in details if line.startswith(("* ", "  /"))]
+    assert [line[2:].split()[0] for line in searched] == [str(p) for p in search_paths("fashion-mnist")]
+    assert f"  {env / 'data'}  (HANDPROP_DATA: none of the 4 IDX files)" in details
+    assert f"  {env / 'data' / 'fashion-mnist'}  (HANDPROP_DATA: missing {', '.join(FILES[1:])})" in details
+    assert f"  {env / 'no-debian'}  (system copy: no such folder)" in details
+    message = full_message(info.value)
+    for remedy in ("--data-dir DIR", "HANDPROP_DATA=DIR", "sudo apt install dataset-fashion-mnist",
+                   "no --offline", spec.mirrors[0], str(cache_dir() / "fashion-mnist")):
         assert remedy in message
+    assert "download=" not in message and "root=" not in message  # the CLI's terms, not Python's
 
 
-def test_mnist_message_mentions_unset_handprop_data(env):
-    with pytest.raises(DatasetError, match=r"HANDPROP_DATA is not set") as info:
+def test_mnist_details_mention_unset_handprop_data(env):
+    with pytest.raises(DatasetError) as info:
         mnist(download=False)
-    assert "apt" not in str(info.value)
+    assert "  HANDPROP_DATA is not set" in info.value.details
+    assert "apt" not in full_message(info.value)

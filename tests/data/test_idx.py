@@ -175,6 +175,35 @@ def test_missing_file(tmp_path):
         read_idx(tmp_path / "nope.gz")
 
 
+def test_unreadable_file(tmp_path, deny):
+    path = tmp_path / "locked.gz"
+    path.write_bytes(gzip.compress(GOOD))
+    deny(path)
+    with pytest.raises(DatasetError, match=f"{path}: cannot open: Permission denied"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
+def test_io_error_mid_file_is_unreadable_not_corrupted(tmp_path, monkeypatch, gz):
+    """A failing disk is "cannot read", not a corrupted file (and never a bare OSError)."""
+    import errno
+    import io
+
+    import handprop.data.idx as idx
+    path = tmp_path / ("j.gz" if gz else "j")
+    path.write_bytes(gzip.compress(GOOD) if gz else GOOD)
+
+    class FailingDisk(io.FileIO):
+        def read(self, *args):
+            raise OSError(errno.EIO, "Input/output error")
+
+        readinto = read
+
+    monkeypatch.setattr(idx, "open", lambda p, mode: FailingDisk(p, "r"), raising=False)
+    with pytest.raises(DatasetError, match=f"{path}: cannot read: Input/output error"):
+        read_idx(path)
+
+
 def test_checksum_mismatch(tmp_path):
     path = tmp_path / "h"
     path.write_bytes(GOOD)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import sys
+import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Mapping, Sequence
@@ -26,24 +27,64 @@ def download_files(files: Mapping[str, str], folder: Path, mirrors: Sequence[str
     """Download each ``<name>.gz`` in ``files`` (name -> SHA-256 of its decompressed bytes)
     into ``folder``, trying ``mirrors`` (base URLs) in order for each file.
 
-    Raises :class:`DatasetError` listing every URL tried and why it failed.
+    ``folder`` and its missing parents are created first and removed again if the download
+    fails while they are still empty, so a mistyped folder is never left behind. Raises
+    :class:`DatasetError` saying briefly why the last try failed; its ``details`` list every
+    URL tried and why it failed, in full.
     """
+    if not mirrors:
+        raise DatasetError("no mirrors given")
+    created: list[Path] = []
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DatasetError(f"{folder}: cannot create download folder: {exc.strerror or exc}") from exc
-    for name, sha256 in files.items():
-        failures = []
-        for mirror in mirrors:
-            url = f"{mirror.rstrip('/')}/{name}.gz"
-            try:
-                fetch(url, folder / f"{name}.gz", sha256, timeout=timeout, progress=progress)
+        _make_folders(folder, created)
+        for name, sha256 in files.items():
+            failures = []
+            for mirror in mirrors:
+                url = f"{mirror.rstrip('/')}/{name}.gz"
+                try:
+                    fetch(url, folder / f"{name}.gz", sha256, timeout=timeout, progress=progress)
+                    break
+                except (OSError, http.client.HTTPException, zlib.error, ValueError) as exc:
+                    failures.append((url, exc))
+            else:
+                raise DatasetError(_short_reason(failures[-1][1]),
+                                   [f"Downloading {name}.gz into {folder} failed; tried:",
+                                    *(f"  {url}: {exc}" for url, exc in failures)])
+    except BaseException:
+        _remove_empty(created)
+        raise
+
+
+def _short_reason(exc: BaseException) -> str:
+    """Why a download failed, in a few words: the cause inside urllib's wrapper
+    ("Connection refused", not "<urlopen error [Errno 111] Connection refused>")."""
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        exc = exc.reason if isinstance(exc.reason, BaseException) else OSError(exc.reason)
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else None) or str(exc)
+
+
+def _make_folders(folder: Path, created: list[Path]) -> None:
+    """Create ``folder`` and its missing parents, appending each one made to ``created``."""
+    try:
+        missing = []
+        for parent in (folder, *folder.parents):
+            if parent.exists():  # a folder, or a file that makes mkdir say "Not a directory"
                 break
-            except (OSError, http.client.HTTPException, zlib.error, ValueError) as exc:
-                failures.append(f"{url}: {exc}")
-        else:
-            tried = "\n".join(f"    {line}" for line in failures) or "    (no mirrors given)"
-            raise DatasetError(f"could not download {name}.gz into {folder}; tried:\n{tried}")
+            missing.append(parent)
+        for new in reversed(missing):
+            new.mkdir(exist_ok=True)
+            created.append(new)
+    except OSError as exc:
+        raise DatasetError(f"{folder}: cannot create the download folder: {exc.strerror or exc}") from exc
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the folders of ``created`` (parents first in the list), deepest first, while empty."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: a verified file landed there, keep it and its parents
+            return
 
 
 def fetch(url: str, dest: Path, sha256: str, *, timeout: float = 30.0,

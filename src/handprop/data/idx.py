@@ -42,8 +42,8 @@ def read_idx(path: str | os.PathLike, *, sha256: str | None = None) -> np.ndarra
 
     ``sha256``, if given, is the expected hex digest of the *decompressed* file bytes
     (header included), so a re-compressed copy still verifies.
-    Raises :class:`DatasetError` for a missing file, wrong magic or dtype code, truncated
-    header or payload, trailing bytes, a corrupted gzip stream or a checksum mismatch.
+    Raises :class:`DatasetError` for a missing or unreadable file, wrong magic or dtype code,
+    truncated header or payload, trailing bytes, a corrupted gzip stream or a checksum mismatch.
     """
     path = Path(path)
     try:
@@ -52,13 +52,15 @@ def read_idx(path: str | os.PathLike, *, sha256: str | None = None) -> np.ndarra
         raise DatasetError(f"{path}: cannot open: {exc.strerror or exc}") from exc
     with raw:
         size = os.fstat(raw.fileno()).st_size
-        if not path.name.endswith(".gz"):
-            return _read_stream(raw, path, size, compressed=False, sha256=sha256)
         try:
+            if not path.name.endswith(".gz"):
+                return _read_stream(raw, path, size, compressed=False, sha256=sha256)
             with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
                 return _read_stream(stream, path, size, compressed=True, sha256=sha256)
-        except (OSError, EOFError, zlib.error) as exc:
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise DatasetError(f"{path}: corrupted gzip stream: {exc}") from exc
+        except OSError as exc:  # the disk, not the data: an I/O error while reading
+            raise DatasetError(f"{path}: cannot read: {exc.strerror or exc}") from exc
 
 
 def _read_stream(stream: BinaryIO, path: Path, size: int, *, compressed: bool,
