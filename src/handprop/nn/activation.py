@@ -6,7 +6,7 @@ import numpy as np
 
 from . import functional as F
 from .module import Module
-from .registry import Activation, Arg, Case, register
+from .registry import Activation, Arg, Case, TorchModule, register
 
 
 class _Elementwise(Module):
@@ -19,7 +19,8 @@ class _Elementwise(Module):
 
 
 @register(tensor=lambda layer: lambda x: x.relu(), torch=lambda torch, layer: torch.relu,
-          cases=[Case("ReLU", (6, 7))], activation=Activation("relu", gain="relu"))
+          cases=[Case("ReLU", (6, 7))], activation=Activation("relu", gain="relu"),
+          torch_module=TorchModule("ReLU", ignored=("inplace",)))
 class ReLU(_Elementwise):
     """max(x, 0); gradient 1 where the input was positive, else 0."""
 
@@ -51,7 +52,8 @@ class ReLU(_Elementwise):
           tensor=lambda layer: lambda x: x.leaky_relu(layer.negative_slope),
           torch=lambda torch, layer: lambda x: torch.nn.functional.leaky_relu(x, layer.negative_slope),
           cases=[Case("LeakyReLU(0.1)", (6, 7), {"negative_slope": 0.1})],
-          activation=Activation("leaky", {"negative_slope": 0.01}, gain="leaky_relu"))
+          activation=Activation("leaky", {"negative_slope": 0.01}, gain="leaky_relu"),
+          torch_module=TorchModule("LeakyReLU", ignored=("inplace",)))
 class LeakyReLU(_Elementwise):
     """x for x > 0, negative_slope * x otherwise."""
 
@@ -124,7 +126,8 @@ class GeneralReLU(_Elementwise):
 
 
 @register(tensor=lambda layer: lambda x: x.tanh(), torch=lambda torch, layer: torch.tanh,
-          cases=[Case("Tanh", (6, 7))], activation=Activation("tanh", gain="tanh"))
+          cases=[Case("Tanh", (6, 7))], activation=Activation("tanh", gain="tanh"),
+          torch_module=TorchModule("Tanh"))
 class Tanh(_Elementwise):
     """tanh(x); gradient 1 - tanh(x)^2, from the saved output."""
 
@@ -140,7 +143,8 @@ class Tanh(_Elementwise):
 
 
 @register(tensor=lambda layer: lambda x: x.sigmoid(), torch=lambda torch, layer: torch.sigmoid,
-          cases=[Case("Sigmoid", (6, 7), scale=3)], activation=Activation("sigmoid", gain="sigmoid"))
+          cases=[Case("Sigmoid", (6, 7), scale=3)], activation=Activation("sigmoid", gain="sigmoid"),
+          torch_module=TorchModule("Sigmoid"))
 class Sigmoid(_Elementwise):
     """1 / (1 + exp(-x)); gradient s(1 - s), from the saved output."""
 
@@ -164,7 +168,7 @@ def _gelu_reference(layer: GELU):
 @register(args=(Arg("approximate", str, choices=("none", "tanh")),), tensor=_gelu_reference,
           torch=lambda torch, layer: lambda x: torch.nn.functional.gelu(x, approximate=layer.approximate),
           cases=[Case("GELU", (6, 7), scale=2), Case("GELU(tanh)", (6, 7), {"approximate": "tanh"}, scale=2)],
-          activation=Activation("gelu", gain="relu"))
+          activation=Activation("gelu", gain="relu"), torch_module=TorchModule("GELU"))
 class GELU(_Elementwise):
     """x * Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel); ``approximate='tanh'`` is
     the tanh formula of GPT-2 and BERT. The backward recomputes from the saved input."""
@@ -188,7 +192,8 @@ class GELU(_Elementwise):
 
 
 @register(tensor=lambda layer: lambda x: x * x.sigmoid(), torch=lambda torch, layer: torch.nn.functional.silu,
-          cases=[Case("SiLU", (6, 7), scale=3)], activation=Activation("silu", gain="relu"))
+          cases=[Case("SiLU", (6, 7), scale=3)], activation=Activation("silu", gain="relu"),
+          torch_module=TorchModule("SiLU", ignored=("inplace",)))
 class SiLU(_Elementwise):
     """x * sigmoid(x) (swish); gradient s * (1 + x * (1 - s)), from the saved input."""
 
@@ -204,7 +209,8 @@ class SiLU(_Elementwise):
 
 @register(tensor=lambda layer: lambda x: x.log_softmax(axis=-1),
           torch=lambda torch, layer: lambda x: torch.log_softmax(x, -1),
-          cases=[Case("LogSoftmax", (6, 5), scale=3)])
+          cases=[Case("LogSoftmax", (6, 5), scale=3)],
+          torch_module=TorchModule("LogSoftmax", fixed={"dim": -1}))
 class LogSoftmax(Module):
     """log_softmax along the last axis; backward g - softmax * sum(g)."""
 

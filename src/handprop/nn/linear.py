@@ -11,7 +11,7 @@ from . import functional as F
 from . import init as _init
 from .blas import matmul_add
 from .module import Module, Parameter
-from .registry import Arg, Case, register
+from .registry import Arg, Case, TorchModule, register
 
 #: ``Linear(init=...)`` by name: each fills the weight in place given (weight, nonlinearity, rng).
 INITS: dict[str, Callable] = {
@@ -28,9 +28,16 @@ def _affine(x, weight, bias=None):
     return x @ weight if bias is None else x @ weight + bias
 
 
+def _transpose_weight(layer: Linear, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """PyTorch stores the weight (out, in), handprop (in, out): the same transpose both ways."""
+    return {**state, "weight": state["weight"].T}
+
+
 @register(args=(Arg("in_features", int, size=True), Arg("out_features", int, size=True),
                 Arg("bias", bool, read=lambda layer: layer.bias is not None)),
           tensor=lambda layer: _affine, torch=lambda torch, layer: _affine,
+          torch_module=TorchModule("Linear", positional=("in_features", "out_features"),
+                                   to_torch=_transpose_weight, from_torch=_transpose_weight),
           cases=[Case("Linear(7 -> 4)", (6, 7), {"in_features": 7, "out_features": 4, "rng": 1}),
                  Case("Linear(bias=False)", (4, 5), {"in_features": 5, "out_features": 3, "bias": False, "rng": 0}),
                  Case("Linear(3-d input)", (2, 4, 5), {"in_features": 5, "out_features": 3, "rng": 1})])

@@ -11,7 +11,9 @@ layer is one class plus one ``@register(...)``:
   (parameters in handprop's layout), the fourth column of the trust matrix;
 * ``cases``: the inputs the trust matrix and the parametrised tests check it on, in float64;
 * ``activation`` / ``loss``: the name under which ``handprop train --activation`` / ``--loss``
-  offers it.
+  offers it;
+* ``torch_module``: how it appears in ``torch.nn`` (:class:`TorchModule`), for exporting weights
+  to PyTorch and importing them back.
 
 The trust matrix (``handprop gradcheck``), the layer tests, ``build_model`` and the CLI choices
 all read this table; nothing else lists the layer types.
@@ -90,6 +92,28 @@ class Activation:
 
 
 @dataclass(frozen=True)
+class TorchModule:
+    """How a layer type appears in PyTorch: ``torch.nn.<name>(...)`` and its state-dict entries.
+
+    The constructor arguments are the registration's ``args`` under the same names, and where
+    both libraries have a default it must be the same one (a test checks); the ``positional``
+    ones are written positionally (a type with a ``"layers"`` argument takes its children
+    positionally and numbers them in the state dict, as ``nn.Sequential`` does). ``fixed``: PyTorch
+    arguments that must have the one value handprop computes (LogSoftmax's ``dim=-1``);
+    ``ignored``: PyTorch arguments that cannot change the result (``inplace``). ``to_torch`` /
+    ``from_torch`` map ``(layer, state_dict) -> state_dict`` between the two layouts (Linear
+    transposes its weight); without them names and layouts are the same.
+    """
+
+    name: str
+    positional: tuple[str, ...] = ()
+    fixed: dict[str, Any] = field(default_factory=dict)
+    ignored: tuple[str, ...] = ()
+    to_torch: Callable[[Any, dict], dict] | None = None
+    from_torch: Callable[[Any, dict], dict] | None = None
+
+
+@dataclass(frozen=True)
 class LayerType:
     """Everything registered about one layer or loss class (see the module docstring)."""
 
@@ -100,6 +124,7 @@ class LayerType:
     cases: tuple[Case, ...]
     activation: Activation | None
     loss: str | None
+    torch_module: TorchModule | None = None
 
     @property
     def name(self) -> str:
@@ -120,13 +145,13 @@ _TYPES: dict[str, LayerType] = {}
 
 def register(*, args: tuple[Arg, ...] | None = (), tensor: Callable | None = None, torch: Callable | None = None,
              cases: tuple[Case, ...] | list[Case] = (), activation: Activation | None = None,
-             loss: str | None = None) -> Callable[[type], type]:
+             loss: str | None = None, torch_module: TorchModule | None = None) -> Callable[[type], type]:
     """Class decorator: add the class to the registry (``args=None``: not saveable in a model file)."""
     def deco(cls: type) -> type:
         if cls.__name__ in _TYPES and _TYPES[cls.__name__].cls is not cls:
             raise ValueError(f"register: a layer type named {cls.__name__} is registered already")
         _TYPES[cls.__name__] = LayerType(cls, None if args is None else tuple(args), tensor, torch,
-                                         tuple(cases), activation, loss)
+                                         tuple(cases), activation, loss, torch_module)
         return cls
     return deco
 

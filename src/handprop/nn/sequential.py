@@ -9,7 +9,7 @@ from .activation import ReLU
 from .linear import Linear
 from .loss import Loss
 from .module import Module
-from .registry import Arg, Case, chain, register, tensor_forward, torch_forward
+from .registry import Arg, Case, TorchModule, chain, register, tensor_forward, torch_forward
 
 
 def _chain_of(forward):
@@ -22,7 +22,7 @@ def _mlp() -> Sequential:
 
 @register(args=(Arg("layers", "layers"),), tensor=_chain_of(tensor_forward),
           torch=lambda torch, seq: _chain_of(torch_forward)(seq),
-          cases=[Case("MLP 7-5-3", (6, 7), make=_mlp)])
+          cases=[Case("MLP 7-5-3", (6, 7), make=_mlp)], torch_module=TorchModule("Sequential"))
 class Sequential(Module):
     """Layers applied in order; backward walks them in reverse.
 
