@@ -4,6 +4,9 @@ Every layer and loss type is registered (see :mod:`handprop.nn.registry`) beside
 """
 from . import functional, init, registry
 from .activation import GELU, GeneralReLU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Tanh
+from .batchnorm import BatchNorm1d, BatchNorm2d
+from .dropout import Dropout
+from .layernorm import LayerNorm
 from .linear import Linear
 from .loss import CrossEntropyLoss, Loss, MSELoss, NLLLoss
 from .module import Module, Parameter
@@ -11,6 +14,7 @@ from .sequential import Sequential
 
 __all__ = [
     "Parameter", "Module", "Sequential", "Linear",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout",
     "ReLU", "LeakyReLU", "GeneralReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "LogSoftmax",
     "Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss",
     "functional", "init", "registry",

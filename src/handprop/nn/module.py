@@ -3,6 +3,8 @@
 ``y = m(x)`` runs ``forward`` and caches what backward needs; ``gx = m.backward(gy)`` returns
 dLoss/dx and *adds* dLoss/dp into ``p.grad`` for every Parameter it owns (Torch7's
 updateGradInput + accGradParameters). Gradients accumulate until ``zero_grad()``.
+Buffers (``register_buffer``) are the non-trainable state a layer keeps, such as BatchNorm's
+running statistics: saved in ``state_dict`` with the parameters, never handed to an optimiser.
 """
 from __future__ import annotations
 
@@ -89,6 +91,9 @@ class ForwardCache:
 class Module(ForwardCache):
     """Base class: subclasses implement ``forward`` and ``backward``; the rest is bookkeeping."""
 
+    #: Names of this module's buffers, in registration order (see :meth:`register_buffer`).
+    _buffers: tuple[str, ...] = ()
+
     def __call__(self, *args: Any) -> Any:
         return self.forward(*args)
 
@@ -135,6 +140,41 @@ class Module(ForwardCache):
         for _, child in self.named_children():
             yield from child.modules()
 
+    def _named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """(dotted prefix ending in '.', or '' for self, module) in tree order; each module once."""
+        seen: set[int] = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, m = stack.pop()
+            if id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+                stack.extend((f"{name}{child_name}.", child)
+                             for child_name, child in reversed(list(m.named_children())))
+
+    # -- buffers -----------------------------------------------------------------------------
+    def register_buffer(self, name: str, value: np.ndarray) -> None:
+        """Keep ``value`` as the attribute ``name``: state saved in ``state_dict`` but not trained.
+
+        For running statistics and counters (BatchNorm's ``running_mean``, ``num_batches_tracked``).
+        The attribute may be reassigned later; ``state_dict`` reads it by name.
+        """
+        if not (isinstance(name, str) and name.isidentifier()) or name in self._buffers:
+            raise ValueError(f"{type(self).__name__}.register_buffer: expected a new attribute name, got {name!r}")
+        if hasattr(self, name):
+            raise ValueError(f"{type(self).__name__}.register_buffer: attribute {name!r} exists already")
+        if not isinstance(value, np.ndarray):
+            raise ValueError(f"{type(self).__name__}.register_buffer: {name} must be a numpy array, "
+                             f"got {type(value).__name__}")
+        setattr(self, name, value)
+        self._buffers = (*self._buffers, name)
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        """(dotted name, array) of every buffer, children included, in tree order."""
+        for module_prefix, m in self._named_modules(prefix):
+            for name in m._buffers:
+                yield module_prefix + name, getattr(m, name)
+
     # -- state -------------------------------------------------------------------------------
     def zero_grad(self) -> None:
         for p in self.parameters():
@@ -150,30 +190,40 @@ class Module(ForwardCache):
         return self.train(False)
 
     def to(self, dtype: np.dtype | type) -> Module:
-        """Cast every parameter (data and grad) to ``dtype`` in place, e.g. float64 for gradcheck."""
+        """Cast every parameter (data and grad) and every floating-point buffer to ``dtype`` in
+        place, e.g. float64 for gradcheck; integer buffers (counters) keep their type, as in torch."""
         for p in self.parameters():
             p.data = p.data.astype(dtype)  # the gradient buffer follows, values kept (torch's Module.to)
+        for _, m in self._named_modules():
+            for name in m._buffers:
+                value = getattr(m, name)
+                if np.issubdtype(value.dtype, np.floating):
+                    setattr(m, name, value.astype(dtype))
         return self
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter's data, by dotted name."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """Copies of every parameter's data, then of every buffer, by dotted name."""
+        return {name: array.copy() for name, array in self._state_arrays().items()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy arrays into the parameters (cast to each parameter's dtype); names and shapes must
-        match exactly, and on any mismatch nothing is changed."""
-        params = dict(self.named_parameters())
-        missing, unexpected = params.keys() - state.keys(), state.keys() - params.keys()
+        """Copy arrays into the parameters and buffers (cast to each one's dtype); names and shapes
+        must match exactly, and on any mismatch nothing is changed."""
+        targets = self._state_arrays()
+        missing, unexpected = targets.keys() - state.keys(), state.keys() - targets.keys()
         if missing or unexpected:
             raise ValueError(f"{type(self).__name__}.load_state_dict: missing {sorted(missing)}, "
                              f"unexpected {sorted(unexpected)}")
-        values = {name: np.asarray(state[name]) for name in params}
-        for name, p in params.items():  # validate everything before copying anything
-            if values[name].shape != p.data.shape:
+        values = {name: np.asarray(state[name]) for name in targets}
+        for name, target in targets.items():  # validate everything before copying anything
+            if values[name].shape != target.shape:
                 raise ValueError(f"{type(self).__name__}.load_state_dict: {name} expected shape "
-                                 f"{p.data.shape}, got {values[name].shape}")
-        for name, p in params.items():
-            p.data[...] = values[name]
+                                 f"{target.shape}, got {values[name].shape}")
+        for name, target in targets.items():
+            target[...] = values[name]
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        """The live arrays ``state_dict`` copies: parameters' data, then buffers."""
+        return {**{name: p.data for name, p in self.named_parameters()}, **dict(self.named_buffers())}
 
     # -- printing ----------------------------------------------------------------------------
     def extra_repr(self) -> str:

@@ -1,4 +1,4 @@
-"""Reductions over axes: sum, mean, max, min, logsumexp, and the softmax pair.
+"""Reductions over axes: sum, mean, var, max, min, logsumexp, and the softmax pair.
 
 ``axis`` is an int, a tuple of ints or None (all axes), as in NumPy. The backward of a
 reduction broadcasts the output gradient back over the reduced axes (``_expand``).
@@ -27,6 +27,18 @@ def mean(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = 
     n = a.size // np.size(out) if a.size else 0  # elements per mean
     scale = 1.0 / n if n else np.nan
     return _unary(x, out, lambda g: _expand(g * scale, axis, keepdims, a.shape), "MeanBackward")
+
+
+def var(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """Variance over ``axis``: mean((x - mean)^2) * n / (n - ddof), NumPy's convention (ddof=0 is
+    the biased variance BatchNorm normalises with, ddof=1 the unbiased one it tracks)."""
+    a = x.data
+    centred = a - np.mean(a, axis=axis, keepdims=True)
+    out = np.var(a, axis=axis, keepdims=keepdims, ddof=ddof)
+    n = a.size // np.size(out) if a.size else 0  # elements per variance
+    scale = 2.0 / (n - ddof) if n > ddof else np.nan
+    # d var / dx_i = 2 (x_i - mean) / (n - ddof): the mean's own dependence on x_i sums to zero
+    return _unary(x, out, lambda g: _keep(g, axis, a.shape, keepdims) * (centred * scale), "VarBackward")
 
 
 def max(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
@@ -77,6 +89,6 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 #: The Tensor methods defined here (``ops/__init__.py`` attaches them).
 METHODS = {
-    "sum": sum, "mean": mean, "max": max, "min": min,
+    "sum": sum, "mean": mean, "var": var, "max": max, "min": min,
     "logsumexp": logsumexp, "log_softmax": log_softmax, "softmax": softmax,
 }

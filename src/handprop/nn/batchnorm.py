@@ -1,0 +1,155 @@
+"""BatchNorm1d and BatchNorm2d: each channel normalised over the batch, with running statistics.
+
+Training normalises with the batch mean and biased variance and updates the running mean and
+the running *unbiased* variance (``running = (1 - momentum) * running + momentum * batch``);
+evaluation normalises with the running statistics. Names, defaults and state_dict entries
+(``weight, bias, running_mean, running_var, num_batches_tracked``) are PyTorch's.
+"""
+from __future__ import annotations
+
+from numbers import Real
+
+import numpy as np
+
+from .module import Module, Parameter
+from .normalization import check_eps, normalize, normalize_backward, random_affine
+from .registry import Arg, Case, register
+
+
+def _tensor_twin(layer: _BatchNorm):
+    """The forward in Tensor ops: batch statistics by ``mean``/``var``, so autograd goes through them."""
+    def batch_norm(x, *affine):
+        axes, shape = layer._axes(x.ndim), layer._channel_shape(x.ndim)
+        if layer.training:
+            mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+        else:
+            mean, var = layer.running_mean.reshape(shape), layer.running_var.reshape(shape)
+        out = (x - mean) / (var + layer.eps) ** 0.5
+        if affine:
+            weight, bias = affine
+            out = out * weight.reshape(shape) + bias.reshape(shape)
+        return out
+    return batch_norm
+
+
+def _torch_twin(torch, layer: _BatchNorm):
+    def batch_norm(x, *affine):
+        stats = (None, None) if layer.training else (torch.tensor(layer.running_mean), torch.tensor(layer.running_var))
+        return torch.nn.functional.batch_norm(x, *stats, *affine, training=layer.training, eps=layer.eps)
+    return batch_norm
+
+
+_ARGS = (Arg("num_features", int, size=True), Arg("eps", float), Arg("momentum", float, optional=True),
+         Arg("affine", bool))
+
+
+class _BatchNorm(Module):
+    """The shared body: input (N, C, *rest), statistics per channel C over N and *rest."""
+
+    #: The input layouts the subclass takes (``{C}`` for num_features, in error messages); their ranks.
+    _layouts: str
+    _ranks: tuple[int, ...]
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, dtype: np.dtype | type = np.float32):
+        who = type(self).__name__
+        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) or num_features <= 0:
+            raise ValueError(f"{who}: num_features must be a positive integer, got {num_features!r}")
+        if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, Real)
+                                     or not 0 <= momentum <= 1):
+            raise ValueError(f"{who}: momentum must be a number in [0, 1] or None (cumulative average), "
+                             f"got {momentum!r}")
+        if not isinstance(affine, bool):
+            raise ValueError(f"{who}: affine must be True or False, got {affine!r}")
+        self.num_features, self.eps = int(num_features), check_eps(who, eps)
+        self.momentum = None if momentum is None else float(momentum)
+        self.affine = affine
+        self.weight = Parameter(np.ones(self.num_features, dtype)) if affine else None
+        self.bias = Parameter(np.zeros(self.num_features, dtype)) if affine else None
+        self.register_buffer("running_mean", np.zeros(self.num_features, dtype))
+        self.register_buffer("running_var", np.ones(self.num_features, dtype))
+        self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
+
+    @staticmethod
+    def _axes(ndim: int) -> tuple[int, ...]:
+        return (0, *range(2, ndim))
+
+    def _channel_shape(self, ndim: int) -> tuple[int, ...]:
+        """(1, C, 1, ...): a per-channel array broadcast against the input."""
+        return (1, self.num_features) + (1,) * (ndim - 2)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim not in self._ranks or x.shape[1] != self.num_features:
+            raise ValueError(f"{self!r} expected input {self._layouts.format(C=self.num_features)}, got {x.shape}")
+        if x.dtype != self.running_mean.dtype:
+            raise ValueError(f"{self!r} expected {self.running_mean.dtype} input, got {x.dtype} "
+                             f"(convert with x.astype(np.{self.running_mean.dtype}) or model.to(np.{x.dtype}))")
+        shape = self._channel_shape(x.ndim)
+        if not self.training:  # a fixed affine map: x * scale + shift, per channel
+            scale = 1.0 / np.sqrt(self.running_var + self.eps)
+            shift = -self.running_mean * scale
+            if self.affine:
+                scale *= self.weight.data
+                shift = shift * self.weight.data + self.bias.data
+            out = x * scale.reshape(shape)
+            out += shift.reshape(shape)
+            return out
+        count = x.size // self.num_features  # values per channel
+        if count <= 1:
+            raise ValueError(f"{self!r} expected more than 1 value per channel when training, got input "
+                             f"of shape {x.shape} (use a larger batch, or eval() for inference)")
+        xhat, inv_std, mean, var = normalize(x, self._axes(x.ndim), self.eps)
+        self._track(mean.ravel(), var.ravel() * (count / (count - 1)))
+        self._save(xhat, inv_std)
+        return xhat * self.weight.data.reshape(shape) + self.bias.data.reshape(shape) if self.affine else xhat
+
+    def _track(self, mean: np.ndarray, unbiased_var: np.ndarray) -> None:
+        """Move the running statistics towards the batch's, in place (momentum None: the
+        cumulative average of every batch so far)."""
+        self.num_batches_tracked += 1
+        factor = 1.0 / int(self.num_batches_tracked) if self.momentum is None else self.momentum
+        for running, batch in ((self.running_mean, mean), (self.running_var, unbiased_var)):
+            running *= 1 - factor
+            running += factor * batch
+
+    def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        xhat, inv_std = self._saved()
+        if grad_output.shape != xhat.shape:
+            raise ValueError(f"{self!r}.backward expected grad_output of shape {xhat.shape}, got {grad_output.shape}")
+        axes = self._axes(xhat.ndim)
+        # dL/dbias and dL/dweight are also what the input gradient needs: the sums of g and g*xhat
+        grad_sum = np.sum(grad_output, axis=axes, keepdims=True)
+        grad_xhat_sum = np.sum(grad_output * xhat, axis=axes, keepdims=True)
+        if self.affine:
+            self.bias.grad += grad_sum.ravel()
+            self.weight.grad += grad_xhat_sum.ravel()
+        if not input_grad:
+            return None
+        count = xhat.size // self.num_features
+        scale = inv_std * self.weight.data.reshape(inv_std.shape) if self.affine else inv_std
+        return normalize_backward(grad_output, xhat, scale, grad_sum / count, grad_xhat_sum / count)
+
+    def extra_repr(self) -> str:
+        options = [("eps", self.eps, 1e-5), ("momentum", self.momentum, 0.1), ("affine", self.affine, True)]
+        return ", ".join([str(self.num_features)] + [f"{name}={value}" for name, value, default in options
+                                                     if value != default])
+
+
+@register(args=_ARGS, tensor=_tensor_twin, torch=_torch_twin, cases=[
+    Case("BatchNorm1d(N, C)", (8, 5), make=random_affine(lambda: BatchNorm1d(5, dtype=np.float64), 1), scale=2),
+    Case("BatchNorm1d(N, C, L)", (4, 3, 6), make=random_affine(lambda: BatchNorm1d(3, dtype=np.float64), 2)),
+    Case("BatchNorm1d(affine=False)", (6, 4), {"num_features": 4, "affine": False, "eps": 1e-3}, scale=3)])
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) features or (N, C, L) sequences, per channel C."""
+
+    _layouts, _ranks = "(N, {C}) or (N, {C}, L)", (2, 3)
+
+
+@register(args=_ARGS, tensor=_tensor_twin, torch=_torch_twin, cases=[
+    Case("BatchNorm2d", (4, 3, 5, 5), make=random_affine(lambda: BatchNorm2d(3, dtype=np.float64), 3)),
+    Case("BatchNorm2d(N=1)", (1, 2, 3, 4), make=random_affine(lambda: BatchNorm2d(2, dtype=np.float64), 4),
+         scale=2)])
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) images, per channel C over the batch and the pixels."""
+
+    _layouts, _ranks = "(N, {C}, H, W)", (4,)
