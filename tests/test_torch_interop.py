@@ -39,7 +39,7 @@ def _mlp(sizes=(784, 256, 10)) -> nn.Sequential:
 
 @pytest.mark.parametrize("entry,case", TORCH_CASES, ids=[c.label for _, c in TORCH_CASES])
 def test_every_exportable_case_gives_pytorch_the_same_outputs(torch, entry, case):
-    layer = entry.instance(case).to(np.float32)
+    layer = entry.instance(case).to(np.float32).eval()  # the torch model is in eval mode too
     module = _torch_model(torch, layer, to_torch_state(layer))
     assert type(module).__name__ == entry.torch_module.name
     x = _input(case)

@@ -99,8 +99,9 @@ def load(path: str | os.PathLike, with_meta: bool = False) -> Module | SavedMode
 
 def load_weights(model: Module, state: Mapping[str, np.ndarray], where: str) -> None:
     """``model.load_state_dict(state)``, first cast to the weights' float dtype (so a float64
-    model comes back float64, exactly); mismatches are ValueErrors naming ``where``."""
-    dtypes = sorted({np.asarray(a).dtype.name for a in state.values()})
+    model comes back float64, exactly; integer buffers such as BatchNorm's counter keep theirs);
+    mismatches are ValueErrors naming ``where``."""
+    dtypes = sorted({np.asarray(a).dtype.name for a in state.values()} - {"int64"})
     if dtypes and not (len(dtypes) == 1 and np.issubdtype(dtypes[0], np.floating)):
         raise ValueError(f"{where}: the weights must share one float dtype, got {', '.join(dtypes)}")
     if dtypes:

@@ -63,11 +63,16 @@ def _format(config: dict[str, Any], depth: int) -> str:
         return f"{name}(\n{inner}{_INDENT * depth})"
     defaults = {k: p.default for k, p in inspect.signature(entry.cls).parameters.items()}
     positional, fixed = entry.torch_module.positional, entry.torch_module.fixed
-    args = [repr(config[k]) for k in positional]
-    args += [f"{k}={v!r}" for k, v in config.items() if k != "type" and k not in positional
+    args = [_literal(config[k]) for k in positional]
+    args += [f"{k}={_literal(v)}" for k, v in config.items() if k != "type" and k not in positional
              and not (k in defaults and type(defaults[k]) is type(v) and defaults[k] == v)]
     args += [f"{k}={v!r}" for k, v in fixed.items()]
     return f"{name}({', '.join(args)})"
+
+
+def _literal(value: Any) -> str:
+    """Python source for a config value; JSON's lists become the tuples PyTorch's shapes are."""
+    return repr(tuple(value)) if isinstance(value, list) else repr(value)
 
 
 # -- reading ---------------------------------------------------------------------------------------

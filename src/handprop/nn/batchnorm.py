@@ -13,7 +13,7 @@ import numpy as np
 
 from .module import Module, Parameter
 from .normalization import check_eps, normalize, normalize_backward, random_affine
-from .registry import Arg, Case, register
+from .registry import Arg, Case, TorchModule, register
 
 
 def _tensor_twin(layer: _BatchNorm):
@@ -135,7 +135,8 @@ class _BatchNorm(Module):
                                                      if value != default])
 
 
-@register(args=_ARGS, tensor=_tensor_twin, torch=_torch_twin, cases=[
+@register(args=_ARGS, tensor=_tensor_twin, torch=_torch_twin, torch_module=TorchModule("BatchNorm1d", ("num_features",)),
+          cases=[
     Case("BatchNorm1d(N, C)", (8, 5), make=random_affine(lambda: BatchNorm1d(5, dtype=np.float64), 1), scale=2),
     Case("BatchNorm1d(N, C, L)", (4, 3, 6), make=random_affine(lambda: BatchNorm1d(3, dtype=np.float64), 2)),
     Case("BatchNorm1d(affine=False)", (6, 4), {"num_features": 4, "affine": False, "eps": 1e-3}, scale=3)])
@@ -145,7 +146,8 @@ class BatchNorm1d(_BatchNorm):
     _layouts, _ranks = "(N, {C}) or (N, {C}, L)", (2, 3)
 
 
-@register(args=_ARGS, tensor=_tensor_twin, torch=_torch_twin, cases=[
+@register(args=_ARGS, tensor=_tensor_twin, torch=_torch_twin, torch_module=TorchModule("BatchNorm2d", ("num_features",)),
+          cases=[
     Case("BatchNorm2d", (4, 3, 5, 5), make=random_affine(lambda: BatchNorm2d(3, dtype=np.float64), 3)),
     Case("BatchNorm2d(N=1)", (1, 2, 3, 4), make=random_affine(lambda: BatchNorm2d(2, dtype=np.float64), 4),
          scale=2)])

@@ -12,7 +12,7 @@ import numpy as np
 
 from .module import Module, Parameter
 from .normalization import check_eps, normalize, normalize_backward, random_affine
-from .registry import Arg, Case, register
+from .registry import Arg, Case, TorchModule, register
 
 
 def _shape(value: Any, who: str) -> tuple[int, ...]:
@@ -54,7 +54,8 @@ def _case(normalized_shape, seed: int):
 
 @register(args=(_ShapeArg("normalized_shape", "shape", read=lambda layer: list(layer.normalized_shape)),
                 Arg("eps", float), Arg("elementwise_affine", bool)),
-          tensor=_tensor_twin, torch=_torch_twin, cases=[
+          tensor=_tensor_twin, torch=_torch_twin, torch_module=TorchModule("LayerNorm", ("normalized_shape",)),
+          cases=[
     Case("LayerNorm(5)", (6, 5), make=_case(5, 1), scale=2),
     Case("LayerNorm((3, 4))", (2, 5, 3, 4), make=_case((3, 4), 2)),
     Case("LayerNorm(affine=False)", (4, 3, 7), {"normalized_shape": 7, "elementwise_affine": False}, scale=3)])
