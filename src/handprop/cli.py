@@ -1,7 +1,8 @@
 """The ``handprop`` command: train | evaluate | gradcheck | bench | info.
 
 Subcommands import their machinery on use, so ``handprop --help`` stays fast. User errors
-(bad flags, missing data, unwritable paths) print one line to stderr and exit with status 2.
+(bad flags, missing data, unwritable paths, a run directory in use) print one line to stderr and
+exit with status 2; a run stopped by a signal exits with 128 + its number (Ctrl-C 130, SIGTERM 143).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-EXIT_USAGE, EXIT_INTERRUPTED, EXIT_FAILED = 2, 130, 1
+EXIT_USAGE, EXIT_FAILED = 2, 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,6 +32,13 @@ def _number(kind: type, low: float, inclusive: bool = True, what: str = ""):
             raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {low}{what}, got {text}")
         return value
     return parse
+
+
+def directory(text: str) -> Path:
+    """An argparse type: a directory path; an empty name (``--out ''``) is refused, not taken as '.'."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a directory name, got {text!r}")
+    return Path(text)
 
 
 positive_int = _number(int, 0, inclusive=False)
@@ -90,11 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep raw [0, 1] pixels")
     t.add_argument("--full", action="store_true", help="epfl recipe: use all images instead of 1,000")
     t.add_argument("--patience", type=positive_int, metavar="N", help="early stopping after N epochs without "
-                   "improvement of the validation loss")
+                   "improvement of the validation loss (needs --valid > 0); model.npz then holds the best epoch's "
+                   "weights")
     t.add_argument("--log-every", type=positive_int, metavar="N", help="print every N epochs/steps")
     t.add_argument("--seed", type=nonneg_int, help="seed of the initial weights and the batch order (default 0)")
-    t.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<timestamp>)")
-    t.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its last.npz")
+    t.add_argument("--out", type=directory, metavar="DIR", help="run directory, new or empty "
+                   "(default: a new runs/<timestamp>-<n>)")
+    t.add_argument("--overwrite", action="store_true", help="let --out name a directory holding a run: its "
+                   "run files are removed first")
+    t.add_argument("--resume", type=directory, metavar="RUN_DIR", help="continue an interrupted run from its "
+                   "last.npz (or extend a finished one with --epochs)")
+    t.add_argument("--threads", type=positive_int, metavar="N", help="threads for NumPy's BLAS (needs threadpoolctl); "
+                   "a resume is bit-identical only with the same count")
     t.add_argument("--quiet", action="store_true", help="print only the final summary")
 
     e = sub.add_parser("evaluate", help="test metrics and confusion matrix of a saved model",
@@ -132,38 +147,62 @@ def _bench_arguments():
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import config as C
-    from .train.run import Run, TrainingInterrupted, default_run_dir, load_resume_config
+    from .train.output import reader_tolerant_output
+    from .train.run import Run, TrainingInterrupted, load_resume_config
+    from .train.rundir import claim_run_dir
+    from .train.signals import exit_status, stop_signals_interrupt
 
     # str, not Path: the config is saved as JSON in metrics.json and the checkpoints.
     overrides = {k: str(v) if isinstance(v, Path) else v
                  for k in C.DEFAULTS if (v := getattr(args, k, None)) is not None}
-    if args.resume is not None:
+    resume = args.resume is not None
+    if resume:
         if args.out is not None and args.out != args.resume:
             raise ValueError("--resume writes into the run directory it resumes; drop --out")
         if args.recipe or args.full:
             raise ValueError("--resume continues the saved configuration; drop --recipe/--full")
-        cfg, out = load_resume_config(args.resume, overrides), args.resume
+        if args.overwrite:
+            raise ValueError("--resume continues the run in its directory, --overwrite replaces it; drop one")
+        out = args.resume
     else:
         cfg = C.resolve(args.recipe, overrides)
         if args.full:
             if args.recipe != "epfl":
                 raise ValueError("--full applies to --recipe epfl only")
             cfg["subset"] = cfg["test_subset"] = None
-        out = args.out or default_run_dir()
-    run = Run(cfg, out, quiet=args.quiet)
-    if args.resume is not None:
-        run.resume_from(out / "last.npz")
-    if not args.quiet:
-        print(run.describe(), flush=True)
-    try:
-        result = run.fit()
-    except TrainingInterrupted as e:
-        print(f"\n{e}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except ValueError as e:  # every user input was checked above: this is a bug, show the traceback
-        raise RuntimeError(f"internal error during training: {e}") from e
-    print(run.summary())
+        if args.overwrite and args.out is None:
+            raise ValueError("--overwrite applies to --out DIR (the default run directory is always new)")
+        out = args.out
+    if args.threads:
+        _set_blas_threads(args.threads)
+    # Stop signals raise like Ctrl-C; the directory is ours alone; a closed stdout ends nothing.
+    with stop_signals_interrupt(), \
+            claim_run_dir(out, resume=resume, overwrite=args.overwrite) as out, \
+            reader_tolerant_output(out):
+        if resume:  # read once the run is ours: a live run there is refused first
+            cfg = load_resume_config(out, overrides)
+        run = Run(cfg, out, quiet=args.quiet)
+        if resume:
+            run.resume_from(out / "last.npz")
+        if not args.quiet:
+            print(run.describe(), flush=True)
+        try:
+            result = run.fit()
+        except TrainingInterrupted as e:
+            print(f"\n{e}", file=sys.stderr)
+            return exit_status(e.interrupt)
+        except ValueError as e:  # every user input was checked above: this is a bug, show the traceback
+            raise RuntimeError(f"internal error during training: {e}") from e
+        print(run.summary())
     return EXIT_FAILED if result["status"] == "diverged" else 0
+
+
+def _set_blas_threads(n: int) -> None:
+    from .bench.threads import set_blas_threads
+
+    if not set_blas_threads(n):
+        raise ValueError(f"--threads {n} needs threadpoolctl (pip install threadpoolctl); without it, "
+                         f"start with OPENBLAS_NUM_THREADS={n} instead")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -203,9 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(part.strip() for part in str(e).splitlines() if part.strip())
         print(f"handprop {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"handprop {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as e:  # before a run could checkpoint (or outside train): nothing to resume
+        from .train.signals import by_which, exit_status
+        print(f"handprop {args.command}: interrupted{by_which(e)}", file=sys.stderr)
+        return exit_status(e)
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0

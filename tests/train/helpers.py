@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,14 @@ def child_env(data_root: Path | str | None, **extra: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
+
+
+def default_signals() -> None:
+    """A ``preexec_fn``: the child starts with the default signal dispositions. A suite run in
+    the background (``pytest &``) has SIGINT ignored, and an ignored signal stays ignored in a
+    child; the signal tests want theirs delivered."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def handprop_cmd(*args) -> list[str]:

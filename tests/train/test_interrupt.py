@@ -11,7 +11,7 @@ import pytest
 
 from handprop.serialize import load_arrays
 
-from .helpers import SMALL, child_env, handprop_cmd, read_metrics, run_child
+from .helpers import SMALL, child_env, default_signals, handprop_cmd, read_metrics, run_child
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -20,7 +20,8 @@ def test_sigint_checkpoints_and_resume_completes(data_root, tmp_path):
     out = tmp_path / "run"
     epochs = 6
     proc = subprocess.Popen(handprop_cmd("train", *SMALL, "--epochs", epochs, "--out", out),
-                            env=child_env(data_root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=child_env(data_root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
     try:
         deadline = time.monotonic() + 60
         while not (out / "last.npz").exists():  # written after epoch 1

@@ -17,7 +17,8 @@ class Recorder(Callback):
     """Loss, accuracy and error rate of each pass, one ``learn.record`` dict per epoch.
 
     The epoch loss is the criterion over the whole pass: the size-weighted mean of the batch
-    losses for reduction='mean', their sum for reduction='sum'. ``learn.history`` keeps every record.
+    losses for reduction='mean', their sum for reduction='sum'. ``learn.history`` keeps every record;
+    ``elapsed`` counts on from its last record (a resumed run's clock continues).
     """
 
     order = -20
@@ -25,10 +26,16 @@ class Recorder(Callback):
     def __init__(self, valid_name: str = "valid"):
         self.valid_name = valid_name
 
+    def fields(self) -> list[str]:
+        """The keys of every record, in order (a CSV header that exists before the first epoch)."""
+        passes = [f"{p}_{m}" for p in ("train", self.valid_name) for m in ("loss", "accuracy", "error")]
+        return ["epoch", *passes[:3], "lr", *passes[3:], "time", "elapsed"]
+
     def before_fit(self) -> None:
         if not hasattr(self.learn, "history"):
             self.learn.history = []
-        self.fit_start = time.perf_counter()
+        before = self.learn.history[-1].get("elapsed", 0.0) if self.learn.history else 0.0
+        self.fit_start = time.perf_counter() - before
         # a loss without a reduction (e.g. an autograd TensorLoss) is taken as a batch mean
         self.summed = getattr(self.learn.loss_func, "reduction", "mean") == "sum"
 
@@ -174,7 +181,8 @@ class Checkpoint(Callback):
         self.epoch_start_state: dict | None = None
         self.best_state: dict | None = None
 
-    def _state(self) -> dict:
+    def current_state(self) -> dict:
+        """:meth:`Learner.state` and, with ``rng``, the loader generator's state."""
         state = self.learn.state()
         if self.rng is not None:
             state["rng"] = self.rng.bit_generator.state
@@ -183,10 +191,10 @@ class Checkpoint(Callback):
     def before_epoch(self) -> None:
         # the state after_epoch kept is this epoch's start already: copy only when there is none
         if self.epoch_start_state is None or self.epoch_start_state["epoch"] != self.learn.epoch:
-            self.epoch_start_state = self._state()
+            self.epoch_start_state = self.current_state()
 
     def after_epoch(self) -> None:
-        state = {**self._state(), "epoch": self.learn.epoch + 1}  # this epoch is done
+        state = {**self.current_state(), "epoch": self.learn.epoch + 1}  # this epoch is done
         self.epoch_start_state = state  # also the next epoch's start, should Ctrl-C come now
         value = self.learn.record.get(self.monitor)
         if value is not None and value < self.best:
@@ -209,20 +217,22 @@ class Checkpoint(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stops the fit when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+    """Stops the fit when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
+    ``stopped`` says whether it did."""
 
     order = 40
 
     def __init__(self, monitor: str = "valid_loss", patience: int = 3, min_delta: float = 0.0):
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
-        self.best, self.wait = math.inf, 0
+        self.best, self.wait, self.stopped = math.inf, 0, False
 
     def before_fit(self) -> None:
         """Count from the epochs already in ``learn.history`` (a resumed run), as an
-        uninterrupted run would have."""
-        self.best, self.wait = math.inf, 0
+        uninterrupted run would have; a run that had stopped already stops again at once."""
+        self.best, self.wait, self.stopped = math.inf, 0, False
         for rec in getattr(self.learn, "history", []):
             self._update(rec.get(self.monitor))
+        self._stop_if_exhausted()
 
     def _update(self, value) -> None:
         if value is None:
@@ -237,7 +247,11 @@ class EarlyStopping(Callback):
         if value is None:
             return
         self._update(value)
+        self._stop_if_exhausted()
+
+    def _stop_if_exhausted(self) -> None:
         if self.wait >= self.patience:
+            self.stopped = True
             self.learn.stop_reason = (f"early stopping: {self.monitor} has not improved for "
                                       f"{self.patience} epochs (best {self.best:.4f})")
             raise CancelFitException()

@@ -1,4 +1,8 @@
-"""Training curves and the confusion matrix as PNG files (matplotlib, imported on use)."""
+"""Training curves and the confusion matrix as PNG files (matplotlib, imported on use).
+
+Each plot is drawn on its own ``matplotlib.figure.Figure``, never through pyplot: the user's
+backend and pyplot's figures (a notebook's inline plots) are left exactly as they were.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,20 +13,26 @@ import numpy as np
 from ..serialize import atomic_write
 
 
-def _pyplot():
-    import matplotlib
+def matplotlib_missing() -> bool:
+    """True when matplotlib cannot be imported (it comes with the ``cli`` extra)."""
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        return True
+    return False
 
-    matplotlib.use("Agg")  # files only, no display needed
-    import matplotlib.pyplot as plt
 
-    return plt
+def _figure(**kwargs):
+    from matplotlib.figure import Figure
+
+    return Figure(layout="constrained", **kwargs)
 
 
 def plot_curves(history: Sequence[dict], path: str | Path, valid_name: str = "valid") -> Path:
     """Loss and accuracy per epoch, train vs ``valid_name``, side by side."""
-    plt = _pyplot()
+    fig = _figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for prefix, style in (("train", "-o"), (valid_name, "-s")):
         if any(f"{prefix}_loss" in r for r in history):
             marker = style if len(epochs) <= 30 else "-"
@@ -35,14 +45,14 @@ def plot_curves(history: Sequence[dict], path: str | Path, valid_name: str = "va
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # an empty history (diverged in epoch 1) has no lines
             ax.legend()
-    return _save(fig, plt, path)
+    return _save(fig, path)
 
 
 def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | Path, title: str = "") -> Path:
     """The (true x predicted) count matrix as a heat map with the counts written in."""
-    plt = _pyplot()
     c = len(classes)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * c, 0.8 + 0.6 * c), constrained_layout=True)
+    fig = _figure(figsize=(1.0 + 0.6 * c, 0.8 + 0.6 * c))
+    ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     ax.set(xticks=range(c), yticks=range(c), xticklabels=classes, yticklabels=classes,
            xlabel="predicted", ylabel="true", title=title)
@@ -52,12 +62,12 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | Path,
         for j in range(c):
             ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if matrix[i, j] > threshold else "black")
-    return _save(fig, plt, path)
+    return _save(fig, path)
 
 
-def _save(fig, plt, path: str | Path) -> Path:
+def _save(fig, path: str | Path) -> Path:
+    """PNG through the Agg renderer, whatever backend the user has chosen."""
     path = Path(path)
     with atomic_write(path) as f:
         fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
     return path

@@ -2,13 +2,16 @@
 
 A run directory holds ``model.npz`` (weights, normalisation, spec), ``last.npz`` and
 ``best.npz`` (checkpoints with optimiser state), ``metrics.json``, ``metrics.csv``,
-``curves.png`` and ``confusion.png``. Every file is written atomically.
+``curves.png`` and ``confusion.png``. Every file is written atomically and with stop signals
+held (:mod:`.signals`): a signal arriving mid-write acts once the file is whole, so an
+interrupted run leaves whole files and no temporaries.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import shlex
 import shutil
 import sys
 import time
@@ -19,6 +22,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from .. import __version__
+from ..bench.threads import blas_threads
 from ..data import ArrayDataset, DataLoader, Normalize, load_dataset, to_float_flat, train_valid_split
 from ..data.datasets import DATASETS
 from ..optim.lr_scheduler import SCHEDULES
@@ -27,10 +31,16 @@ from . import callbacks as cbs
 from . import config as C
 from .learner import Learner
 from .metrics import test_report
+from .signals import by_which, signals_held
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C during training: a checkpoint was written; the message says how to resume."""
+    """Ctrl-C or another stop signal during the run: a checkpoint was written; the message says
+    how to resume. ``interrupt`` is the KeyboardInterrupt that stopped it."""
+
+    def __init__(self, message: str, interrupt: KeyboardInterrupt):
+        super().__init__(message)
+        self.interrupt = interrupt
 
 
 @dataclass
@@ -81,15 +91,6 @@ def test_split(x: np.ndarray, y: np.ndarray, cfg: dict[str, Any], normalize: Nor
     return x, y
 
 
-def default_run_dir() -> Path:
-    """``runs/<YYYYmmdd-HHMMSS>`` (with a suffix if that exists already)."""
-    base = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    path, i = base, 1
-    while path.exists():
-        path, i = base.with_name(f"{base.name}-{i}"), i + 1
-    return path
-
-
 def check_run_dir(out: Path, n_params: int) -> None:
     """Fail before training if ``out`` cannot be created or written, or lacks room for the run's files."""
     try:
@@ -111,6 +112,9 @@ class Run:
     """One training run: builds everything from a config and owns the run directory."""
 
     def __init__(self, cfg: dict[str, Any], out: Path, stream: TextIO | None = None, quiet: bool = False):
+        if cfg["patience"] and not cfg["valid"]:
+            raise ValueError(f"--patience {cfg['patience']} needs a validation split: with --valid 0 early "
+                             f"stopping would pick the epoch on the test set (use --valid N > 0)")
         self.cfg, self.out, self.stream, self.quiet = cfg, Path(out), stream, quiet
         seeds = np.random.SeedSequence(cfg["seed"]).spawn(2)
         self.init_rng, self.loader_rng = (np.random.default_rng(s) for s in seeds)
@@ -135,7 +139,8 @@ class Run:
         every = cfg["log_every"]
         self.checkpoint = cbs.Checkpoint(self._save_checkpoint, monitor=f"{self.valid_name}_loss", every=every,
                                          rng=self.loader_rng)
-        callbacks = [cbs.Recorder(self.valid_name), cbs.NonFiniteGuard(), self.checkpoint,
+        self.recorder = cbs.Recorder(self.valid_name)
+        callbacks = [self.recorder, cbs.NonFiniteGuard(), self.checkpoint,
                      cbs.History(self.write_metrics, every=every)]
         if not quiet:
             callbacks.append(cbs.ProgressBar(self.valid_name, cfg["metric"], every,
@@ -143,11 +148,14 @@ class Run:
         if cfg["schedule"] != "none":
             total = cfg["epochs"] * len(train_dl)
             callbacks.append(cbs.LRSchedule(SCHEDULES[cfg["schedule"]](self.lr, total)))
-        if cfg["patience"]:
-            callbacks.append(cbs.EarlyStopping(f"{self.valid_name}_loss", cfg["patience"]))
+        self.early_stopping = cbs.EarlyStopping(f"{self.valid_name}_loss", cfg["patience"]) \
+            if cfg["patience"] else None
+        if self.early_stopping:
+            callbacks.append(self.early_stopping)
         self.learn = Learner(self.model, self.loss, self.opt, train_dl, valid_dl, callbacks)
         self.learn.history = []
-        self.started = time.time()
+        self.blas_threads = blas_threads()[0]
+        self.started, self.time_before = time.time(), 0.0  # time_before: earlier sessions of a resumed run
         self.result: dict[str, Any] = {}
 
     # -- describing ----------------------------------------------------------------------------
@@ -164,32 +172,41 @@ class Run:
                 f"{cfg['epochs']} {'steps' if cfg['full_batch'] else 'epochs'}, seed {cfg['seed']}")
 
     # -- files ---------------------------------------------------------------------------------
+    def wall_time(self) -> float:
+        """Seconds since the run started, over every session of a resumed run."""
+        return self.time_before + time.time() - self.started
+
     def _save_checkpoint(self, name: str, state: dict) -> None:
         opt = {f"opt.{k}": v for k, v in state["opt"].items()}
         meta = {"kind": "checkpoint", "config": self.cfg, "epoch": state["epoch"],
                 "train_step": state["train_step"], "rng": state.get("rng"),
-                "history": self.learn.history[:state["epoch"]]}
-        save_model(self.out / name, state["model"], self.spec, self.data.normalize, meta, extra=opt)
+                "history": self.learn.history[:state["epoch"]], "wall_time_s": self.wall_time(),
+                "blas_threads": self.blas_threads}
+        with signals_held():
+            save_model(self.out / name, state["model"], self.spec, self.data.normalize, meta, extra=opt)
 
     def write_metrics(self) -> None:
-        """metrics.json (config, history, final figures once known) and metrics.csv."""
+        """metrics.json (config, history, final figures once known) and metrics.csv (LF line
+        endings, the header row even before the first epoch)."""
         payload = {"config": self.cfg, "history": self.learn.history, **self.result,
-                   "wall_time_s": round(time.time() - self.started, 3), "handprop": __version__}
-        with atomic_write(self.out / "metrics.json", "w") as f:
-            json.dump(_finite_or_null(payload), f, indent=2, allow_nan=False)
-        keys: list[str] = []
-        for rec in self.learn.history:
+                   "wall_time_s": round(self.wall_time(), 3), "blas_threads": self.blas_threads,
+                   "handprop": __version__}
+        keys = self.recorder.fields()
+        for rec in self.learn.history:  # and whatever other callbacks recorded
             keys += [k for k in rec if k not in keys]
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.learn.history)
-        with atomic_write(self.out / "metrics.csv", "w") as f:
-            f.write(buf.getvalue())
+        with signals_held():
+            with atomic_write(self.out / "metrics.json", "w") as f:
+                json.dump(_finite_or_null(payload), f, indent=2, allow_nan=False)
+            with atomic_write(self.out / "metrics.csv") as f:
+                f.write(buf.getvalue().encode())
 
     # -- resume ----------------------------------------------------------------------------------
     def resume_from(self, checkpoint: Path) -> None:
-        """Continue from ``last.npz``: model, optimiser, data order, step count and history."""
+        """Continue from ``last.npz``: model, optimiser, data order, step count, history and clock."""
         arrays, meta = load_arrays(checkpoint)
         state = {"model": group(arrays, "model"), "opt": group(arrays, "opt"),
                  "epoch": meta["epoch"], "train_step": meta["train_step"]}
@@ -197,53 +214,91 @@ class Run:
         if meta.get("rng"):
             self.loader_rng.bit_generator.state = meta["rng"]
         self.learn.history = list(meta.get("history", []))
+        self.time_before = meta.get("wall_time_s", 0.0)
+        saved_threads = meta.get("blas_threads")
+        if saved_threads is not None and saved_threads != self.blas_threads:
+            print(f"warning: {checkpoint} was written with {saved_threads} BLAS thread(s), this process uses "
+                  f"{self.blas_threads}: the resumed run will not be bit-identical to an uninterrupted one "
+                  f"(resume with --threads {saved_threads} for that)", file=sys.stderr)
         losses = [r[f"{self.valid_name}_loss"] for r in self.learn.history if f"{self.valid_name}_loss" in r]
         self.checkpoint.best = min(losses, default=self.checkpoint.best)
 
     # -- the job ---------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
-        """Train, evaluate on the test set, write every file; return the final figures."""
-        learn = self.learn
+        """Train, evaluate on the test set, write every file; return the final figures.
+
+        A stop signal (Ctrl-C, SIGTERM, SIGHUP) at any point, the final evaluation and plots
+        included, writes ``last.npz`` and raises :class:`TrainingInterrupted`. NumPy's
+        floating-point warnings are silenced: :class:`NonFiniteGuard` reports a divergence.
+        """
+        training = True
         try:
-            learn.fit(self.cfg["epochs"])
-        except KeyboardInterrupt:
-            state = self.checkpoint.epoch_start_state or learn.state()
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                self.learn.fit(self.cfg["epochs"])
+                training = False
+                return self.finish()
+        except KeyboardInterrupt as interrupt:
+            raise self._checkpoint_interrupted(interrupt, training) from None
+
+    def _checkpoint_interrupted(self, interrupt: KeyboardInterrupt, training: bool) -> TrainingInterrupted:
+        """Write the last consistent state (the start of the interrupted epoch, or the end of
+        training) and say how to resume; a second signal meanwhile cannot cut the write short."""
+        with signals_held(replay=False):
+            state = self.checkpoint.epoch_start_state or self.checkpoint.current_state()
             self.checkpoint.flush()
             self._save_checkpoint("last.npz", state)
             self.result = {"status": "interrupted"}
             self.write_metrics()
-            raise TrainingInterrupted(
-                f"interrupted in {'step' if self.cfg['full_batch'] else 'epoch'} {learn.epoch + 1}; "
-                f"checkpoint {self.out / 'last.npz'} holds the state at its start.\n"
-                f"resume with: handprop train --resume {self.out}") from None
-        return self.finish()
+        unit = "step" if self.cfg["full_batch"] else "epoch"
+        where = (f"in {unit} {self.learn.epoch + 1}; checkpoint {self.out / 'last.npz'} holds the state at its start"
+                 if training else f"after training, during the final evaluation and plots; checkpoint "
+                 f"{self.out / 'last.npz'} holds the final state (resuming only evaluates and writes the files)")
+        return TrainingInterrupted(f"interrupted{by_which(interrupt)} {where}.\n"
+                                   f"resume with: handprop train --resume {shlex.quote(str(self.out))}", interrupt)
 
     def finish(self) -> dict[str, Any]:
+        """Test figures and the final files. After early stopping the model is first set back
+        to its best-validation weights (``best.npz``): those are saved and tested."""
         d = self.data
         n_classes = len(d.classes)
+        model_epoch = len(self.learn.history)
+        if self.early_stopping is not None and self.early_stopping.stopped:
+            model_epoch = self._restore_best()
         report = test_report(self.model, self.loss, d.x_test, C.encode_targets(d.y_test, n_classes, self.cfg),
                              n_classes)
         matrix = report.pop("confusion_matrix")
         self.result = {"status": "diverged" if getattr(self.learn, "diverged", False) else "finished",
                        "stop_reason": getattr(self.learn, "stop_reason", None), **report,
-                       "confusion_matrix": matrix.tolist(), "epochs_done": self.learn.start_epoch}
-        save_model(self.out / "model.npz", self.model, self.spec, d.normalize,
-                   {"kind": "model", "dataset": self.cfg["dataset"], "config": self.cfg,
-                    "test_accuracy": report["test_accuracy"], "classes": list(d.classes)})
+                       "confusion_matrix": matrix.tolist(), "epochs_done": len(self.learn.history),
+                       "model_epoch": model_epoch}
+        with signals_held():
+            save_model(self.out / "model.npz", self.model, self.spec, d.normalize,
+                       {"kind": "model", "dataset": self.cfg["dataset"], "config": self.cfg,
+                        "test_accuracy": report["test_accuracy"], "classes": list(d.classes)})
         self.write_metrics()
         self.plots(matrix)
         return self.result
 
+    def _restore_best(self) -> int:
+        """Load the best-validation weights (``best.npz``) into the model; return their epoch.
+        (No epoch had a finite validation loss: no ``best.npz``, the weights stay.)"""
+        if not (self.out / "best.npz").is_file():
+            return len(self.learn.history)
+        arrays, meta = load_arrays(self.out / "best.npz")
+        self.model.load_state_dict(group(arrays, "model"))
+        return int(meta["epoch"])
+
     def plots(self, matrix: np.ndarray) -> None:
-        try:
-            from .plots import plot_confusion, plot_curves
-        except ImportError:
-            print("note: matplotlib is not installed, skipping curves.png and confusion.png "
-                  "(pip install 'handprop[cli]')", file=sys.stderr)
+        from .plots import matplotlib_missing, plot_confusion, plot_curves
+
+        if matplotlib_missing():
+            print("note: matplotlib is not installed: skipped curves.png and confusion.png "
+                  "(pip install 'handprop[cli]' to get them)", file=sys.stderr)
             return
-        plot_curves(self.learn.history, self.out / "curves.png", self.valid_name)
-        plot_confusion(matrix, self.data.classes, self.out / "confusion.png",
-                       f"{self.cfg['dataset']} test: {self.result['test_accuracy']:.2%} accuracy")
+        with signals_held():
+            plot_curves(self.learn.history, self.out / "curves.png", self.valid_name)
+            plot_confusion(matrix, self.data.classes, self.out / "confusion.png",
+                           f"{self.cfg['dataset']} test: {self.result['test_accuracy']:.2%} accuracy")
 
     def summary(self) -> str:
         r = self.result
@@ -251,8 +306,11 @@ class Run:
         lines = []
         if r.get("stop_reason"):
             lines.append(f"stopped: {r['stop_reason']}")
+        if r["model_epoch"] != r["epochs_done"]:
+            lines.append(f"model.npz holds the weights of epoch {r['model_epoch']} (best {self.valid_name}_loss); "
+                         f"the test figures are theirs")
         lines.append(f"test accuracy {r['test_accuracy']:.2%} (error {r['test_error']:.2%}), "
-                     f"test loss {r['test_loss']:.4f}, {time.time() - self.started:.1f} s")
+                     f"test loss {r['test_loss']:.4f}, {self.wall_time():.1f} s")
         lines.append(f"wrote {self.out}/: {files}")
         return "\n".join(lines)
 
@@ -289,6 +347,22 @@ def load_resume_config(run_dir: Path, overrides: dict[str, Any]) -> dict[str, An
     if meta.get("kind") != "checkpoint":
         raise ValueError(f"--resume: {checkpoint} is not a handprop checkpoint")
     cfg = dict(meta["config"])
+    _check_resumed_epochs(cfg, overrides.get("epochs"), meta["epoch"])
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     return cfg
+
+
+def _check_resumed_epochs(cfg: dict[str, Any], epochs: int | None, done: int) -> None:
+    """``--epochs`` on a resume: not fewer than are done; not changed under a learning-rate
+    schedule, which was planned for the run's length (a new length would make the rate jump)."""
+    if epochs is None or epochs == cfg["epochs"]:
+        return
+    unit = "steps" if cfg["full_batch"] else "epochs"
+    if epochs < done:
+        raise ValueError(f"--epochs {epochs} is fewer than the {done} {unit} this run has done already "
+                         f"(give --epochs {done} or more)")
+    if cfg["schedule"] != "none":
+        raise ValueError(f"--epochs {epochs}: this run's {cfg['schedule']} learning-rate schedule was planned "
+                         f"for {cfg['epochs']} {unit}, and a resume cannot re-plan it without the rate jumping; "
+                         f"start a new run with --epochs {epochs}")
 
