@@ -95,12 +95,12 @@ def test_ctrl_c_after_training_still_checkpoints_and_says_how_to_resume(where, h
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(*((run_mod, "test_report") if where == "evaluation" else (plots, "plot_confusion")), ctrl_c)
-    code, _, err = run_main(["train", *QUICK, "--out", out])
+    with monkeypatch.context() as patch:  # (undoing only this patch: hp_data's HANDPROP_DATA stays)
+        patch.setattr(*((run_mod, "test_report") if where == "evaluation" else (plots, "plot_confusion")), ctrl_c)
+        code, _, err = run_main(["train", *QUICK, "--out", out])
     assert code == 130
     epoch = assert_interrupted_run(out, err, "interrupted after training, during the final evaluation")
     assert epoch == 2, "the checkpoint holds the end of training"
-    monkeypatch.undo()
     m = _resume_and_check_complete(out)
     assert m["wall_time_s"] > 0
 
@@ -130,6 +130,7 @@ def test_second_ctrl_c_during_the_checkpoint_write_cannot_cut_it(hp_data, tmp_pa
     finally:
         signal.signal(signal.SIGINT, previous)
         monkeypatch.undo()
+        monkeypatch.setenv("HANDPROP_DATA", str(hp_data))  # (undo() dropped hp_data's setting too)
     assert sent, "the second Ctrl-C was sent"
     assert code == 130, err
     assert assert_interrupted_run(out, err, "interrupted in epoch 2") == 1
