@@ -147,18 +147,19 @@ def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: s
 
 
 def _read_meta(path: Path, raw: np.ndarray | None) -> dict[str, Any]:
-    """The JSON object saved as ``__meta__``: valid UTF-8, finite numbers, not absurdly nested."""
+    """The JSON object saved as ``__meta__``: valid Unicode, finite numbers, not absurdly nested."""
     if raw is None:
         return {}
     if raw.dtype.kind != "U" or raw.shape != ():
         raise ModelFileError(path, f"its metadata is a {raw.dtype} array of shape {raw.shape}, not JSON text")
+    codes = np.frombuffer(raw.tobytes(), np.dtype(np.uint32).newbyteorder(raw.dtype.byteorder))
+    if ((codes > 0x10FFFF) | ((codes >= 0xD800) & (codes < 0xE000))).any():  # UTF-32 may hold anything
+        raise ModelFileError(path, "its metadata is not valid Unicode (a surrogate or a code point beyond U+10FFFF)")
     try:
-        text = str(raw[()])
-        text.encode("utf-8").decode("utf-8")  # NumPy's UTF-32 may hold surrogates or code points > U+10FFFF
-        meta = json.loads(text, parse_constant=_not_a_number, parse_float=_finite_float)
+        meta = json.loads(str(raw[()]), parse_constant=_not_a_number, parse_float=_finite_float)
     except RecursionError:
         raise ModelFileError(path, "its metadata nests too deeply") from None
-    except ValueError as e:  # invalid Unicode, invalid JSON, NaN or infinity
+    except ValueError as e:  # invalid JSON, NaN or infinity
         raise ModelFileError(path, f"its metadata is not valid JSON ({_clip(str(e))})") from None
     if not isinstance(meta, dict):
         raise ModelFileError(path, f"its metadata is a JSON {type(meta).__name__}, not an object")
@@ -203,6 +204,8 @@ def save_model(path: str | os.PathLike, model: Module | Mapping[str, np.ndarray]
                meta: Mapping[str, Any] | None = None, extra: Mapping[str, np.ndarray] | None = None) -> Path:
     """Weights (``model.<name>``), normalisation (``normalize.mean/std``), spec and ``meta``, atomically.
 
+    ``meta`` holds the keys :mod:`handprop.model_file` knows (``kind`` defaults to ``"model"``).
+
     ``model`` is a Module or a state dict from ``Module.state_dict()``.
     """
     weights = model.state_dict() if hasattr(model, "state_dict") else model
@@ -210,7 +213,7 @@ def save_model(path: str | os.PathLike, model: Module | Mapping[str, np.ndarray]
     if normalize is not None:
         arrays.update({f"normalize.{k}": v for k, v in normalize.state_dict().items()})
     arrays.update(extra or {})
-    return save_arrays(path, arrays, {**dict(meta or {}), "spec": spec})
+    return save_arrays(path, arrays, {"kind": "model", **dict(meta or {}), "spec": spec})
 
 
 def group(arrays: Mapping[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
@@ -220,17 +223,10 @@ def group(arrays: Mapping[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
 
 
 def load_model(path: str | os.PathLike) -> tuple[Sequential, Normalize | None, dict[str, Any], dict[str, np.ndarray]]:
-    """Rebuild ``(model, normalize or None, meta, arrays)`` from a file written by :func:`save_model`."""
-    from .data.transforms import Normalize
+    """Rebuild ``(model, normalize or None, meta, arrays)`` from a file written by :func:`save_model`
+    (a model file or a checkpoint), after checking the file against its schema
+    (:mod:`handprop.model_file`): an invalid file is a :class:`ModelFileError`."""
+    from .model_file import read_model_file
 
-    arrays, meta = load_arrays(path)
-    if "spec" not in meta:
-        raise ValueError(f"{path}: no model spec inside; not a handprop model file")
-    model = build_model(meta["spec"])
-    model.load_state_dict(group(arrays, "model"))
-    norm_state = group(arrays, "normalize")
-    normalize = None
-    if norm_state:
-        normalize = Normalize()
-        normalize.load_state_dict(norm_state)
-    return model, normalize, meta, arrays
+    file = read_model_file(path)
+    return file.build_model(), file.normalize, file.meta, file.arrays

@@ -22,7 +22,8 @@ from .. import __version__
 from ..data import ArrayDataset, DataLoader, Normalize, load_dataset, to_float_flat, train_valid_split
 from ..data.datasets import DATASETS
 from ..optim.lr_scheduler import SCHEDULES
-from ..serialize import atomic_write, build_model, group, load_arrays, save_model
+from ..model_file import read_model_file
+from ..serialize import atomic_write, build_model, save_model
 from . import callbacks as cbs
 from . import config as C
 from .learner import Learner
@@ -168,7 +169,7 @@ class Run:
         opt = {f"opt.{k}": v for k, v in state["opt"].items()}
         meta = {"kind": "checkpoint", "config": self.cfg, "epoch": state["epoch"],
                 "train_step": state["train_step"], "rng": state.get("rng"),
-                "history": self.learn.history[:state["epoch"]]}
+                "history": _finite_or_null(self.learn.history[:state["epoch"]])}
         save_model(self.out / name, state["model"], self.spec, self.data.normalize, meta, extra=opt)
 
     def write_metrics(self) -> None:
@@ -190,14 +191,13 @@ class Run:
     # -- resume ----------------------------------------------------------------------------------
     def resume_from(self, checkpoint: Path) -> None:
         """Continue from ``last.npz``: model, optimiser, data order, step count and history."""
-        arrays, meta = load_arrays(checkpoint)
-        state = {"model": group(arrays, "model"), "opt": group(arrays, "opt"),
-                 "epoch": meta["epoch"], "train_step": meta["train_step"]}
-        self.learn.load_state(state)
-        if meta.get("rng"):
-            self.loader_rng.bit_generator.state = meta["rng"]
-        self.learn.history = list(meta.get("history", []))
-        losses = [r[f"{self.valid_name}_loss"] for r in self.learn.history if f"{self.valid_name}_loss" in r]
+        ckpt = read_model_file(checkpoint, "checkpoint")  # checked against its schema first
+        ckpt.restore(self.learn)
+        if ckpt.meta["rng"] is not None:
+            self.loader_rng.bit_generator.state = ckpt.meta["rng"]
+        self.learn.history = list(ckpt.meta["history"])
+        losses = [r[f"{self.valid_name}_loss"] for r in self.learn.history
+                  if r.get(f"{self.valid_name}_loss") is not None]
         self.checkpoint.best = min(losses, default=self.checkpoint.best)
 
     # -- the job ---------------------------------------------------------------------------------
@@ -285,10 +285,9 @@ def load_resume_config(run_dir: Path, overrides: dict[str, Any]) -> dict[str, An
     checkpoint = run_dir / "last.npz"
     if not checkpoint.is_file():
         raise ValueError(f"--resume {run_dir}: no checkpoint last.npz there (is it a handprop run directory?)")
-    _, meta = load_arrays(checkpoint)
-    if meta.get("kind") != "checkpoint":
-        raise ValueError(f"--resume: {checkpoint} is not a handprop checkpoint")
-    cfg = dict(meta["config"])
+    # checked against its schema: its config describes the model its arrays hold, so the run
+    # built from it allocates no more than the checkpoint backs
+    cfg = dict(read_model_file(checkpoint, "checkpoint").meta["config"])
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     return cfg
 
