@@ -140,3 +140,14 @@ def test_momentum_free_sgd_keeps_no_state():
     target.load_state_dict(opt.state_dict(), steps=3)
     with pytest.raises(ValueError, match="unexpected key 'state.0.momentum_buffer'"):
         target.load_state_dict({**opt.state_dict(), "state.0.momentum_buffer": np.zeros((4, 3), np.float32)})
+
+
+def test_restored_state_is_a_copy_in_the_parameter_dtype():
+    _, opt = _trained(_adamw)
+    state = {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in opt.state_dict().items()}
+    target = _fresh(_adamw)
+    target.load_state_dict(state, steps=3)
+    p = target.params[0]
+    assert target.state[p]["exp_avg"].dtype == np.float32
+    state["state.0.exp_avg"][...] = 7.0
+    assert not (target.state[p]["exp_avg"] == 7.0).any(), "the file's arrays are not aliased"
