@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from handprop.evaluate import evaluate, format_confusion, resolve_model_path
+from handprop.serialize import ModelFileError, build_model, save_model
 from train.helpers import read_metrics, small_run_once
 
 
@@ -55,12 +56,39 @@ def test_evaluate_prints_metrics_matching_the_run(small_run, data_root, capsys):
 
 
 def test_evaluate_on_another_dataset_flag(small_run, data_root, capsys):
-    """--dataset overrides the dataset named in the model file (same image size here)."""
+    """--dataset overrides the dataset named in the model file (same image size here), with a warning."""
     fashion = "/usr/share/datasets/fashion-mnist"
     import os
     if not os.path.isdir(fashion):
         pytest.skip("no Fashion-MNIST copy")
     assert evaluate(small_run[0], dataset="fashion-mnist", download=False) == 0
-    stdout = capsys.readouterr().out
-    assert "fashion-mnist test set" in stdout
-    assert float(re.search(r"test accuracy ([\d.]+)%", stdout).group(1)) < 60, "an MNIST model on clothes"
+    captured = capsys.readouterr()
+    assert "fashion-mnist test set" in captured.out
+    assert float(re.search(r"test accuracy ([\d.]+)%", captured.out).group(1)) < 60, "an MNIST model on clothes"
+    assert captured.err == f"warning: {small_run[0] / 'model.npz'} was trained on mnist; evaluating it on fashion-mnist\n"
+
+
+def test_no_warning_on_the_training_dataset(small_run, data_root, capsys):
+    assert evaluate(small_run[0], dataset="mnist", data_dir=data_root / "mnist", download=False) == 0
+    assert capsys.readouterr().err == ""
+
+
+def _model_file(path, n_in, n_out, fill=None):
+    spec = [{"type": "Linear", "in_features": n_in, "out_features": n_out}]
+    model = build_model(spec)
+    if fill is not None:
+        model[0].bias.data[...] = fill
+    return save_model(path, model, spec, meta={"dataset": "mnist"})
+
+
+@pytest.mark.parametrize("n_in, n_out, fill, message", [
+    (784, 10, np.nan, "array 'model.layers.0.bias' holds NaN or infinite weights"),
+    (784, 10, np.inf, "array 'model.layers.0.bias' holds NaN or infinite weights"),
+    (784, 3, None, "scores 3 classes; mnist has 10"),
+    (5, 10, None, re.escape("does not take mnist images: Linear(5 -> 10) expected input (..., 5), got (1, 784)")),
+], ids=["nan", "inf", "3 classes", "5 inputs"])
+def test_evaluate_refuses_a_model_that_cannot_be_evaluated(tmp_path, data_root, capsys, n_in, n_out, fill, message):
+    path = _model_file(tmp_path / "model.npz", n_in, n_out, fill)
+    with pytest.raises(ModelFileError, match=f"^{re.escape(str(path))}: {message}"):
+        evaluate(path, data_dir=data_root / "mnist", download=False)
+    assert capsys.readouterr().out == "", "nothing printed before the file is refused"

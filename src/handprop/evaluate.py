@@ -1,13 +1,15 @@
 """``handprop evaluate``: test-set metrics and a terminal confusion matrix for a saved model."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from .data import load_dataset
 from .data.datasets import DATASETS
-from .serialize import load_model
+from .nn import Module
+from .serialize import ModelFileError, load_model
 
 
 def resolve_model_path(path: Path) -> Path:
@@ -33,6 +35,16 @@ def format_confusion(matrix: np.ndarray, classes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _check_fits(path: Path, model: Module, x: np.ndarray, n_classes: int, dataset: str) -> None:
+    """The model takes the dataset's images and scores its classes (tried on one image)."""
+    try:
+        n_out = model(x[:1]).shape[-1]
+    except ValueError as e:
+        raise ModelFileError(path, f"does not take {dataset} images: {e}") from None
+    if n_out != n_classes:
+        raise ModelFileError(path, f"scores {n_out} classes; {dataset} has {n_classes}")
+
+
 def evaluate(model_path: Path, dataset: str | None = None, data_dir: Path | None = None,
              download: bool = True) -> int:
     """Print test loss, accuracy, error and the confusion matrix; return the exit status."""
@@ -41,12 +53,16 @@ def evaluate(model_path: Path, dataset: str | None = None, data_dir: Path | None
     from .train.run import test_split
 
     path = resolve_model_path(Path(model_path))
-    model, normalize, meta, _ = load_model(path)
+    model, normalize, meta, _ = load_model(path)  # checked: a bad file is a ModelFileError naming it
     cfg = {**C.DEFAULTS, **meta.get("config", {})}
-    name = dataset or meta.get("dataset") or cfg["dataset"]
+    trained_on = meta.get("dataset") or meta.get("config", {}).get("dataset")
+    name = dataset or trained_on or cfg["dataset"]
+    if trained_on and name != trained_on:
+        print(f"warning: {path} was trained on {trained_on}; evaluating it on {name}", file=sys.stderr)
     _, (x_test, y_test) = load_dataset(name, root=data_dir, download=download)
     x, y = test_split(x_test, y_test, cfg, normalize)
     classes = list(DATASETS[name].classes)
+    _check_fits(path, model, x, len(classes), name)
     r = test_report(model, C.build_loss(cfg), x, C.encode_targets(y, len(classes), cfg), len(classes))
     print(f"{path}: {name} test set, {len(y):,} images")
     print(f"test loss {r['test_loss']:.4f}   test accuracy {r['test_accuracy']:.2%}   "

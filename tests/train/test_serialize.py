@@ -109,3 +109,25 @@ def test_build_model_rejects_unknown_layers(tmp_path):
     save_arrays(tmp_path / "plain.npz", {"w": np.zeros(2)})
     with pytest.raises(ValueError, match="no model spec"):
         load_model(tmp_path / "plain.npz")
+
+
+def test_meta_is_strict_json_both_ways(tmp_path):
+    """The writer never writes NaN or infinity into the metadata; the reader refuses them."""
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        save_arrays(tmp_path / "nan.npz", {"w": np.zeros(2)}, {"loss": float("nan")})
+    assert not (tmp_path / "nan.npz").exists()
+
+
+def test_checkpoint_history_with_a_non_finite_loss_is_written_as_null(tmp_path):
+    """A validation loss can overflow while training goes on: the checkpoint still writes, with null."""
+    from types import SimpleNamespace
+
+    from handprop.train.run import Run
+
+    spec = [{"type": "Linear", "in_features": 3, "out_features": 2}]
+    run = SimpleNamespace(cfg={}, out=tmp_path, spec=spec, data=SimpleNamespace(normalize=None),
+                          learn=SimpleNamespace(history=[{"epoch": 1, "valid_loss": float("inf")}]),
+                          wall_time=lambda: 1.0, blas_threads=1)
+    state = {"model": build_model(spec).state_dict(), "opt": {}, "epoch": 1, "train_step": 4}
+    Run._save_checkpoint(run, "last.npz", state)
+    assert load_arrays(tmp_path / "last.npz")[1]["history"] == [{"epoch": 1, "valid_loss": None}]

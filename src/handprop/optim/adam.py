@@ -67,6 +67,9 @@ class Adam(Optimizer):
     def hyperparameters(self) -> dict:
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay}
 
+    def state_fields(self) -> dict[str, str]:
+        return {"step": "count", "exp_avg": "param", "exp_avg_sq": "param"}
+
     def step(self) -> None:
         for p in self.params:
             scratch = self._scratch.get(p)

@@ -49,6 +49,9 @@ class SGD(Optimizer):
         return {"lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
                 "nesterov": self.nesterov, "weight_decay": self.weight_decay}
 
+    def state_fields(self) -> dict[str, str]:
+        return {"momentum_buffer": "param"} if self.momentum else {}
+
     def step(self) -> None:
         for p in self.params:
             sgd_update(p.data, p.grad, self.state[p], self.lr, self.momentum,

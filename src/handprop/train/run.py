@@ -26,7 +26,8 @@ from ..bench.threads import blas_threads
 from ..data import ArrayDataset, DataLoader, Normalize, load_dataset, to_float_flat, train_valid_split
 from ..data.datasets import DATASETS
 from ..optim.lr_scheduler import SCHEDULES
-from ..serialize import atomic_write, build_model, group, load_arrays, save_model
+from ..model_file import read_model_file
+from ..serialize import atomic_write, build_model, group, save_model
 from . import callbacks as cbs
 from . import config as C
 from .learner import Learner
@@ -180,7 +181,7 @@ class Run:
         opt = {f"opt.{k}": v for k, v in state["opt"].items()}
         meta = {"kind": "checkpoint", "config": self.cfg, "epoch": state["epoch"],
                 "train_step": state["train_step"], "rng": state.get("rng"),
-                "history": self.learn.history[:state["epoch"]], "wall_time_s": self.wall_time(),
+                "history": _finite_or_null(self.learn.history[:state["epoch"]]), "wall_time_s": self.wall_time(),
                 "blas_threads": self.blas_threads}
         with signals_held():
             save_model(self.out / name, state["model"], self.spec, self.data.normalize, meta, extra=opt)
@@ -207,20 +208,19 @@ class Run:
     # -- resume ----------------------------------------------------------------------------------
     def resume_from(self, checkpoint: Path) -> None:
         """Continue from ``last.npz``: model, optimiser, data order, step count, history and clock."""
-        arrays, meta = load_arrays(checkpoint)
-        state = {"model": group(arrays, "model"), "opt": group(arrays, "opt"),
-                 "epoch": meta["epoch"], "train_step": meta["train_step"]}
-        self.learn.load_state(state)
-        if meta.get("rng"):
-            self.loader_rng.bit_generator.state = meta["rng"]
-        self.learn.history = list(meta.get("history", []))
-        self.time_before = meta.get("wall_time_s", 0.0)
-        saved_threads = meta.get("blas_threads")
+        ckpt = read_model_file(checkpoint, "checkpoint")  # checked against its schema first
+        ckpt.restore(self.learn)
+        if ckpt.meta["rng"] is not None:
+            self.loader_rng.bit_generator.state = ckpt.meta["rng"]
+        self.learn.history = list(ckpt.meta["history"])
+        self.time_before = ckpt.meta.get("wall_time_s", 0.0)
+        saved_threads = ckpt.meta.get("blas_threads")
         if saved_threads is not None and saved_threads != self.blas_threads:
             print(f"warning: {checkpoint} was written with {saved_threads} BLAS thread(s), this process uses "
                   f"{self.blas_threads}: the resumed run will not be bit-identical to an uninterrupted one "
                   f"(resume with --threads {saved_threads} for that)", file=sys.stderr)
-        losses = [r[f"{self.valid_name}_loss"] for r in self.learn.history if f"{self.valid_name}_loss" in r]
+        losses = [r[f"{self.valid_name}_loss"] for r in self.learn.history
+                  if r.get(f"{self.valid_name}_loss") is not None]
         self.checkpoint.best = min(losses, default=self.checkpoint.best)
 
     # -- the job ---------------------------------------------------------------------------------
@@ -284,9 +284,9 @@ class Run:
         (No epoch had a finite validation loss: no ``best.npz``, the weights stay.)"""
         if not (self.out / "best.npz").is_file():
             return len(self.learn.history)
-        arrays, meta = load_arrays(self.out / "best.npz")
-        self.model.load_state_dict(group(arrays, "model"))
-        return int(meta["epoch"])
+        best = read_model_file(self.out / "best.npz", "checkpoint")
+        self.model.load_state_dict(group(best.arrays, "model"))
+        return int(best.meta["epoch"])
 
     def plots(self, matrix: np.ndarray) -> None:
         from .plots import matplotlib_missing, plot_confusion, plot_curves
@@ -343,9 +343,9 @@ def load_resume_config(run_dir: Path, overrides: dict[str, Any]) -> dict[str, An
     checkpoint = run_dir / "last.npz"
     if not checkpoint.is_file():
         raise ValueError(f"--resume {run_dir}: no checkpoint last.npz there (is it a handprop run directory?)")
-    _, meta = load_arrays(checkpoint)
-    if meta.get("kind") != "checkpoint":
-        raise ValueError(f"--resume: {checkpoint} is not a handprop checkpoint")
+    # checked against its schema: its config describes the model its arrays hold, so the run
+    # built from it allocates no more than the checkpoint backs
+    meta = read_model_file(checkpoint, "checkpoint").meta
     cfg = dict(meta["config"])
     _check_resumed_epochs(cfg, overrides.get("epochs"), meta["epoch"])
     cfg.update({k: v for k, v in overrides.items() if v is not None})
