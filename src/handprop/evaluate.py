@@ -7,6 +7,7 @@ import numpy as np
 
 from .data import load_dataset
 from .data.datasets import DATASETS
+from .errors import UsageError
 from .serialize import load_model
 
 
@@ -15,7 +16,7 @@ def resolve_model_path(path: Path) -> Path:
     if path.is_dir():
         path = path / "model.npz"
     if not path.is_file():
-        raise ValueError(f"{path}: no such model file (give model.npz or a run directory)")
+        raise UsageError(f"{path}: no such model file (give model.npz or a run directory)")
     return path
 
 
@@ -36,18 +37,22 @@ def format_confusion(matrix: np.ndarray, classes: list[str]) -> str:
 def evaluate(model_path: Path, dataset: str | None = None, data_dir: Path | None = None,
              download: bool = True) -> int:
     """Print test loss, accuracy, error and the confusion matrix; return the exit status."""
-    from .train import config as C
+    from .train.build import build_loss, encode_targets
+    from .train.config import TrainConfig
     from .train.metrics import test_report
     from .train.run import test_split
 
     path = resolve_model_path(Path(model_path))
-    model, normalize, meta, _ = load_model(path)
-    cfg = {**C.DEFAULTS, **meta.get("config", {})}
-    name = dataset or meta.get("dataset") or cfg["dataset"]
+    try:
+        model, normalize, meta, _ = load_model(path)
+    except ValueError as e:  # not a readable model file: the user pointed at the wrong file
+        raise UsageError(str(e)) from None
+    cfg = TrainConfig.from_dict(meta.get("config", {}), str(path))
+    name = dataset or meta.get("dataset") or cfg.dataset
     _, (x_test, y_test) = load_dataset(name, root=data_dir, download=download)
     x, y = test_split(x_test, y_test, cfg, normalize)
     classes = list(DATASETS[name].classes)
-    r = test_report(model, C.build_loss(cfg), x, C.encode_targets(y, len(classes), cfg), len(classes))
+    r = test_report(model, build_loss(cfg), x, encode_targets(y, len(classes), cfg), len(classes))
     print(f"{path}: {name} test set, {len(y):,} images")
     print(f"test loss {r['test_loss']:.4f}   test accuracy {r['test_accuracy']:.2%}   "
           f"test error {r['test_error']:.2%}\n")

@@ -12,8 +12,8 @@ from handprop.train import run as run_mod
 
 from .helpers import SMALL, assert_same_weights, read_metrics, run_main, strip_times
 
-ONE_CYCLE = [*SMALL, "--schedule", "onecycle", "--momentum", "0.9", "--lr", "0.2", "--batch-size", "100",
-             "--quiet"]
+ONE_CYCLE = [*SMALL, "--schedule", "onecycle", "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.2",
+             "--batch-size", "100", "--quiet"]
 
 
 def interrupt_at(monkeypatch, epoch: int, batch: int) -> None:
@@ -80,7 +80,7 @@ def test_resume_after_first_epoch_boundary(straight, hp_data, monkeypatch, tmp_p
 def test_extend_a_finished_run_with_resume(hp_data, tmp_path):
     """Run 2 epochs, then ``--resume --epochs 3``: the same as 3 epochs straight (constant lr:
     a one-cycle schedule is planned for the total, so extending it changes the schedule)."""
-    args = [*SMALL, "--schedule", "none", "--momentum", "0.9", "--lr", "0.05", "--quiet"]
+    args = [*SMALL, "--schedule", "none", "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05", "--quiet"]
     a, b = tmp_path / "a", tmp_path / "b"
     assert run_main(["train", *args, "--epochs", "3", "--out", a])[0] == 0
     assert run_main(["train", *args, "--epochs", "2", "--out", b])[0] == 0
