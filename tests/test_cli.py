@@ -320,3 +320,18 @@ def test_a_value_error_inside_training_is_a_bug_not_a_user_error(hp_data, tmp_pa
     assert code == 1
     assert "Traceback" in err and "RuntimeError: internal error during training: operands could not" in err
     assert err.strip().splitlines()[-1].startswith("handprop train: internal error (a bug in handprop")
+
+
+def test_an_os_error_is_one_line_and_exit_1(hp_data, tmp_path, monkeypatch):
+    """A full disk or a vanished directory mid-run: not the user's typo (2), not a bug (traceback)."""
+    import errno
+
+    from handprop.train.run import Run
+
+    def disk_full(self):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.out / "metrics.json"))
+
+    monkeypatch.setattr(Run, "fit", disk_full)
+    code, _, err = run_main(["train", *SMALL, "--epochs", "1", "--quiet", "--out", tmp_path / "run"])
+    assert code == 1 and "Traceback" not in err
+    assert err == f"handprop train: error: [Errno 28] No space left on device: '{tmp_path / 'run' / 'metrics.json'}'\n"

@@ -12,10 +12,13 @@ import re
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .data.errors import DatasetError
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .train.config import TrainConfig
 
 EXIT_USAGE, EXIT_INTERRUPTED, EXIT_FAILED = 2, 130, 1
 
@@ -176,25 +179,32 @@ def _bench_arguments():
     return add_arguments
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`~handprop.train.config.TrainConfig` of a new run: the flags given over the
+    recipe's values over the defaults (``--full``: the epfl recipe on every image)."""
     from .train.config import TrainConfig
-    from .train.run import Run, TrainingInterrupted, default_run_dir
 
     settings = _given_settings(args)
+    if args.full:
+        if settings.get("recipe") != "epfl":
+            raise UsageError("--full applies to --recipe epfl only")
+        if "subset" in settings:
+            raise UsageError("--full and --subset conflict: give one of them")
+        settings.update(subset=None, test_subset=None)
+    return TrainConfig.create(**settings)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train.run import Run, TrainingInterrupted, default_run_dir
+
     if args.resume is not None:
         if args.out is not None and args.out != args.resume:
             raise UsageError("--resume writes into the run directory it resumes; drop --out")
         if args.full:
             raise UsageError("--resume continues the saved configuration; drop --full")
-        run = Run.resume(args.resume, settings, quiet=args.quiet)
+        run = Run.resume(args.resume, _given_settings(args), quiet=args.quiet)
     else:
-        if args.full:
-            if settings.get("recipe") != "epfl":
-                raise UsageError("--full applies to --recipe epfl only")
-            if "subset" in settings:
-                raise UsageError("--full and --subset conflict: give one of them")
-            settings.update(subset=None, test_subset=None)
-        run = Run.create(TrainConfig.create(**settings), args.out or default_run_dir(), quiet=args.quiet)
+        run = Run.create(train_config(args), args.out or default_run_dir(), quiet=args.quiet)
     if not args.quiet:
         print(run.describe(), flush=True)
     try:

@@ -16,11 +16,19 @@ from .helpers import SMALL, child_env, handprop_cmd, read_metrics, run_child
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 
+def _default_sigint() -> None:
+    """In the child, before Python starts: SIGINT's default disposition, as under a terminal.
+    A shell starts background jobs with SIGINT ignored, children inherit that, and Python then
+    installs no KeyboardInterrupt handler: the suite run with ``&`` would see no Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_checkpoints_and_resume_completes(data_root, tmp_path):
     out = tmp_path / "run"
     epochs = 6
     proc = subprocess.Popen(handprop_cmd("train", *SMALL, "--epochs", epochs, "--out", out),
-                            env=child_env(data_root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=child_env(data_root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     try:
         deadline = time.monotonic() + 60
         while not (out / "last.npz").exists():  # written after epoch 1
