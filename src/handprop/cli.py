@@ -42,9 +42,9 @@ def _typed(setting: Any) -> Callable[[str], Any]:
 
 
 def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
+    """An argparse type: an integer > 0."""
     from .train.config import Setting
-    return _typed(Setting(int, low=1))(text)
+    return _typed(Setting(int, low=0, above=True))(text)
 
 
 def _option(name: str) -> str:
