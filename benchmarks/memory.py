@@ -114,8 +114,8 @@ def bench_memory(data_dir: str | None, use_torch: bool) -> Row:
     """Peak RSS of ``handprop train`` (defaults) and of the equivalent PyTorch script."""
     import tempfile
 
-    from handprop.train import config as C
-    cfg = C.resolve(None, {})
+    from handprop.train.config import TrainConfig
+    cfg = TrainConfig.create().to_dict()
     folder = mnist_folder(data_dir)
     if folder is None:
         return Row("memory", "7 peak RSS, handprop train", "MB", None, check="skipped: MNIST not found")

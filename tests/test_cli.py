@@ -99,13 +99,12 @@ def test_quiet_prints_only_the_summary(hp_data, tmp_path):
 # -- the model file ----------------------------------------------------------------------------------
 
 def test_load_model_reproduces_the_trained_outputs(hp_data, tmp_path):
-    from handprop.train import config as C
+    from handprop.train.config import TrainConfig
     from handprop.train.metrics import predict
     from handprop.train.run import Run
 
-    cfg = C.resolve(None, {"subset": 2000, "valid": 1000, "hidden": [24, 16], "epochs": 1,
-                           "activation": "tanh"})
-    run = Run(cfg, tmp_path / "run", quiet=True)
+    cfg = TrainConfig.create(subset=2000, valid=1000, hidden=[24, 16], epochs=1, activation="tanh")
+    run = Run.create(cfg, tmp_path / "run", quiet=True)
     result = run.fit()
     expected = predict(run.model, run.data.x_test)
 
@@ -195,7 +194,8 @@ def test_bad_train_arguments(args, needles, data_root, tmp_path):
 
 
 def test_resume_without_checkpoint(data_root, tmp_path):
-    _one_line_error(run_child(["train", "--resume", tmp_path], data_root), "--resume", "last.npz")
+    proc = run_child(["train", "--resume", tmp_path], data_root)
+    _one_line_error(proc, "cannot resume", str(tmp_path), "last.npz")
 
 
 def test_unwritable_out_dir(data_root, tmp_path):
@@ -300,7 +300,13 @@ def test_resume_refuses_to_change_the_configuration(small_run, tmp_path):
     assert code == 2 and err.count("\n") == 1
     assert "only --epochs, --data-dir and --offline may change (drop --hidden, --lr)" in err
     code, _, err = run_main(["train", "--resume", run_dir, "--recipe", "epfl"])
-    assert code == 2 and "drop --recipe/--full" in err
+    assert code == 2 and "(drop --recipe)" in err
+    code, _, err = run_main(["train", "--resume", run_dir, "--full"])
+    assert code == 2 and "drop --full" in err
+    code, _, err = run_main(["train", "--resume", run_dir, "--full-batch", "--no-normalize"])
+    assert code == 2 and "(drop --full-batch, --no-normalize)" in err
+    code, _, err = run_main(["train", "--resume", run_dir, "--epochs", "1"])
+    assert code == 2 and "--epochs 1 is fewer than the 2" in err and "this run has done already" in err
 
 
 def test_a_value_error_inside_training_is_a_bug_not_a_user_error(hp_data, tmp_path, monkeypatch):
@@ -310,5 +316,22 @@ def test_a_value_error_inside_training_is_a_bug_not_a_user_error(hp_data, tmp_pa
         raise ValueError("operands could not be broadcast together")
 
     monkeypatch.setattr(Run, "fit", broken_fit)
-    with pytest.raises(RuntimeError, match="internal error during training: operands could not"):
-        run_main(["train", *SMALL, "--epochs", "1", "--quiet", "--out", tmp_path / "run"])
+    code, _, err = run_main(["train", *SMALL, "--epochs", "1", "--quiet", "--out", tmp_path / "run"])
+    assert code == 1
+    assert "Traceback" in err and "RuntimeError: internal error during training: operands could not" in err
+    assert err.strip().splitlines()[-1].startswith("handprop train: internal error (a bug in handprop")
+
+
+def test_an_os_error_is_one_line_and_exit_1(hp_data, tmp_path, monkeypatch):
+    """A full disk or a vanished directory mid-run: not the user's typo (2), not a bug (traceback)."""
+    import errno
+
+    from handprop.train.run import Run
+
+    def disk_full(self):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.out / "metrics.json"))
+
+    monkeypatch.setattr(Run, "fit", disk_full)
+    code, _, err = run_main(["train", *SMALL, "--epochs", "1", "--quiet", "--out", tmp_path / "run"])
+    assert code == 1 and "Traceback" not in err
+    assert err == f"handprop train: error: [Errno 28] No space left on device: '{tmp_path / 'run' / 'metrics.json'}'\n"

@@ -71,7 +71,7 @@ def test_files_of_handprop_train_load_and_files_of_save_evaluate(tmp_path):
     model, norm = _mlp(), Normalize(0.5, 0.25)
     save_model(tmp_path / "trained.npz", model, registry.layer_config(model)["layers"], norm, {"kind": "model"})
     saved = load(tmp_path / "trained.npz", with_meta=True)
-    assert saved.meta == {"kind": "model"} and saved.normalize.std == 0.25
+    assert saved.meta == {} and saved.normalize.std == 0.25
     assert registry.layer_config(saved.model) == registry.layer_config(model)
     rebuilt, normalize, _, _ = load_model(save(model, tmp_path / "m.npz", normalize=norm))
     np.testing.assert_array_equal(rebuilt[0].weight.data, model[0].weight.data)
@@ -115,18 +115,18 @@ def _spec(model) -> str:
 
 
 @pytest.mark.parametrize("write,message", [
-    (lambda p, m: save_file(_weights(m), p), r"no architecture inside; not a handprop model file"),
+    (lambda p, m: save_file(_weights(m), p), r"no model spec inside; not a handprop model file"),
     (lambda p, m: save_file(_weights(m), p, {"spec": "{"}), r"__metadata__\['spec'\] is not valid JSON"),
-    (lambda p, m: save_file(_weights(m), p, {"spec": _spec(m), "meta": "[1]"}), r"meta must be a JSON object"),
+    (lambda p, m: save_file(_weights(m), p, {"spec": _spec(m), "meta": "[1]"}), r"metadata 'meta' must be a JSON object"),
     (lambda p, m: save_file(_weights(m), p, {"spec": '{"type": "Conv9d"}'}), r"unknown layer type 'Conv9d'"),
     (lambda p, m: save_file({k: v for k, v in _weights(m).items() if "bias" not in k}, p, {"spec": _spec(m)}),
-     r"weights: Sequential.load_state_dict: missing \['layers.0.bias', 'layers.2.bias'\]"),
+     r"the spec's parameter 'model.layers.0.bias' has no array"),
     (lambda p, m: save_file({**_weights(m), "model.layers.0.bias": np.zeros(4, np.float32)}, p, {"spec": _spec(m)}),
-     r"layers.0.bias expected shape \(5,\), got \(4,\)"),
+     r"array 'model.layers.0.bias' has shape \(4,\) but the spec describes \(5,\)"),
     (lambda p, m: save_file({**_weights(m), "model.layers.0.bias": np.zeros(5)}, p, {"spec": _spec(m)}),
      r"weights must share one float dtype, got float32, float64"),
     (lambda p, m: save_file({k: v.astype(np.int32) for k, v in _weights(m).items()}, p, {"spec": _spec(m)}),
-     r"weights must share one float dtype, got int32"),
+     r"array 'model.layers.0.weight' has dtype int32; weights are float32 or float64"),
     (lambda p, m: save_file({**_weights(m), "normalize.mean": np.array(0.0)}, p, {"spec": _spec(m)}),
      r"Normalize state is missing std"),
     (lambda p, m: p.write_bytes(b"\x03" + bytes(7) + b"{}"), r"not a valid \.safetensors file: header length 3"),
@@ -141,5 +141,5 @@ def test_broken_model_files_are_one_value_error_naming_the_file(tmp_path, write,
 
 def test_an_npz_without_architecture_is_refused(tmp_path):
     path = save_arrays(tmp_path / "weights.npz", _mlp().state_dict())
-    with pytest.raises(ValueError, match=r"weights\.npz: no architecture inside"):
+    with pytest.raises(ValueError, match=r"weights\.npz: no model spec inside"):
         load(path)

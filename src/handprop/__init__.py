@@ -4,12 +4,13 @@
 """
 from . import nn, optim
 from ._random import manual_seed
+from .errors import UsageError
 from .gradcheck import GradcheckError, assert_close, assert_near_zero, gradcheck
 
 __version__ = "0.1.0"
 
 __all__ = ["nn", "optim", "manual_seed", "gradcheck", "GradcheckError", "assert_close",
-           "assert_near_zero", "Tensor", "no_grad", "save", "load", "__version__"]
+           "assert_near_zero", "UsageError", "Tensor", "no_grad", "save", "load", "__version__"]
 
 
 def __getattr__(name: str):

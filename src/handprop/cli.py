@@ -2,14 +2,24 @@
 
 Subcommands import their machinery on use, so ``handprop --help`` stays fast. User errors
 (bad flags, missing data, unwritable paths, a run directory in use) print one line to stderr and
-exit with status 2; a run stopped by a signal exits with 128 + its number (Ctrl-C 130, SIGTERM 143).
+exit with status 2; the library names settings by their config fields, and this module names them
+as flags. A run stopped by a signal exits with 128 + its number (Ctrl-C 130, SIGTERM 143).
+``handprop train``'s setting flags are generated from :mod:`handprop.train.config`.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+from .data.errors import DatasetError
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .train.config import TrainConfig
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
 
@@ -21,16 +31,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _number(kind: type, low: float, inclusive: bool = True, what: str = ""):
-    """An argparse type: a ``kind`` number >= low (or > low)."""
-    def parse(text: str):
+def _typed(setting: Any) -> Callable[[str], Any]:
+    """An argparse type from a config :class:`~handprop.train.config.Setting`: the library's
+    kind and range checks, reported as ``argument --flag: <problem>``."""
+    def parse(text: str) -> Any:
         try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind.__name__ if kind is int else 'a number'}, got {text!r}")
-        if not (value >= low if inclusive else value > low) or value != value:
-            raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {low}{what}, got {text}")
-        return value
+            return setting.from_text(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
     return parse
 
 
@@ -41,24 +49,94 @@ def directory(text: str) -> Path:
     return Path(text)
 
 
-positive_int = _number(int, 0, inclusive=False)
-positive_float = _number(float, 0.0, inclusive=False)
-nonneg_float = _number(float, 0.0)
-nonneg_int = _number(int, 0)
+def positive_int(text: str) -> int:
+    """An argparse type: an integer > 0."""
+    from .train.config import Setting
+    return _typed(Setting(int, low=0, above=True))(text)
 
 
-def _add_data_args(p: argparse.ArgumentParser, dataset_default: str | None) -> None:
-    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default=dataset_default,
-                   help="which dataset (default: mnist)")
-    p.add_argument("--data-dir", type=Path, metavar="DIR",
-                   help="folder holding the four IDX files (searched first; downloads go there)")
-    p.add_argument("--offline", dest="download", action="store_false", default=None,
-                   help="never download; fail if no local copy is found")
+def _option(name: str) -> str:
+    """The flag of config field ``name``: ``batch_size`` -> ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def _add_settings(p: argparse.ArgumentParser, names: Iterable[str] | None = None, defaults: bool = True) -> None:
+    """A flag per config setting (``--batch-size``) and per switch (``--full-batch``), the help
+    naming the default (with ``defaults``). Each flag stores under its own option string, so
+    :func:`_given_settings` sees which were given."""
+    from .train.config import TrainConfig, settings
+
+    for name, s in settings().items():
+        if names is not None and name not in names:
+            continue
+        if s.flag:
+            default = getattr(TrainConfig, name)
+            shown = "" if not defaults or default is None or isinstance(default, bool) else \
+                f" (default: {' '.join(map(str, default)) if s.many else default})"
+            option, help_ = _option(name), s.help + shown
+            if s.kind is bool:
+                p.add_argument(option, dest=option, action=argparse.BooleanOptionalAction, help=help_)
+            elif s.kind is str and s.allowed():
+                p.add_argument(option, dest=option, choices=s.allowed(), help=help_)
+            else:
+                p.add_argument(option, dest=option, type=_typed(s), metavar=s.metavar or name.upper(),
+                               action="append" if s.many else "store", help=help_)
+        for switch in s.switches:
+            p.add_argument(switch.option, dest=switch.option, action="store_const", const=switch.value,
+                           help=switch.help)
+
+
+def _typed_flags(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """``(config field, flag)`` for each setting flag given, in field order."""
+    from .train.config import settings
+
+    given = vars(args)
+    return [(name, option) for name, s in settings().items()
+            for option in ([_option(name)] if s.flag else []) + [switch.option for switch in s.switches]
+            if option in given]
+
+
+def _given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Config field -> value, for the setting flags given; two flags for one setting are refused."""
+    values, flags = {}, {}
+    for name, option in _typed_flags(args):
+        if name in flags:
+            raise UsageError(f"{flags[name]} and {option} conflict: give one of them")
+        values[name], flags[name] = vars(args)[option], option
+    return values
+
+
+def _in_flags(e: UsageError, typed: dict[str, str]) -> str:
+    """``e``'s message with each config field it names written as the flag that sets it: the
+    one typed (``typed``: field -> flag) or ``batch_size=None`` -> ``--full-batch``,
+    ``momentum=0.9`` -> ``--momentum 0.9``."""
+    if not e.fields:
+        return str(e)
+    names = "|".join(map(re.escape, e.fields))
+    pattern = rf"(?<![\w-])({names})(?:=((?:[\w+/-]|\.(?=\w))+))?(?!\w)"
+    return re.sub(pattern, lambda m: _flag(m.group(1), m.group(2), typed), str(e))
+
+
+def _flag(name: str, value: str | None, typed: dict[str, str]) -> str:
+    """How the command line says ``name`` (``value`` None) or ``name=value``."""
+    from .train.config import setting
+
+    if value is None and name in typed:
+        return typed[name]
+    s = setting(name)
+    for switch in s.switches:
+        if (value is None and not s.flag) or value == str(switch.value):
+            return switch.option
+    if not s.flag:
+        return name if value is None else f"{name}={value}"  # a recipe-only setting
+    if value is None:
+        return _option(name)
+    if s.kind is bool:
+        return _option(name if value == "True" else f"no_{name}")
+    return f"{_option(name)} {value}"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .nn import registry  # (nn is imported by `import handprop` anyway)
-
     parser = _Parser(prog="handprop", description="Deep learning from the foundations: NumPy MLPs with "
                      "hand-written backward passes, proven against finite differences, autograd and PyTorch.")
     parser.add_argument("--version", action="version", version=_version())
@@ -66,56 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train an MLP on MNIST or Fashion-MNIST and report test accuracy",
                        description="Train an MLP and write a run directory (model.npz, metrics.json, "
-                       "metrics.csv, curves.png, confusion.png, checkpoints). Flags override --recipe.")
-    t.add_argument("--recipe", choices=["fastai", "epfl"], help="reproduce a notebook: fastai (784-50-10 ReLU, "
-                   "SGD lr 0.5, 1 epoch, raw pixels) or epfl (tanh MLP, MSE, full-batch GD, 1,000 steps)")
-    _add_data_args(t, None)
-    t.add_argument("--hidden", type=positive_int, action="append", metavar="N",
-                   help="hidden layer width; repeat for depth (default: 256)")
-    t.add_argument("--activation", choices=list(registry.activations()),
-                   help="hidden-layer activation (default: relu)")
-    t.add_argument("--loss", choices=list(registry.losses()), help="ce: cross-entropy on labels; "
-                   "mse: MSE on one-hot targets")
-    t.add_argument("--init", choices=["default", "kaiming_uniform", "kaiming_normal", "xavier_uniform",
-                                      "xavier_normal", "normal"], help="weight init (default: kaiming_normal)")
-    t.add_argument("--init-std", type=positive_float, metavar="STD", help="std of --init normal")
-    t.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="default adamw (lr 3e-3, weight decay 0.01); "
-                   "sgd defaults to lr 0.1")
-    t.add_argument("--lr", type=positive_float, help="learning rate (peak rate with a schedule)")
-    t.add_argument("--momentum", type=nonneg_float)
-    t.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
-    t.add_argument("--weight-decay", type=nonneg_float)
-    t.add_argument("--batch-size", type=positive_int)
-    t.add_argument("--full-batch", action="store_true", default=None, help="full-batch gradient descent")
-    t.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None,
-                   help="reshuffle the training set every epoch (default: yes; the fastai recipe: no)")
-    t.add_argument("--epochs", type=positive_int, help="epochs (steps with --full-batch)")
-    t.add_argument("--schedule", choices=["none", "onecycle", "cosine"], help="learning-rate schedule")
-    t.add_argument("--subset", type=positive_int, metavar="N", help="train on the first N training images")
-    t.add_argument("--valid", type=nonneg_int, metavar="N",
-                   help="validation images split off the end of the training set (default 10000; 0: none)")
-    t.add_argument("--no-normalize", dest="normalize", action="store_false", default=None,
-                   help="keep raw [0, 1] pixels")
-    t.add_argument("--full", action="store_true", help="epfl recipe: use all images instead of 1,000")
-    t.add_argument("--patience", type=positive_int, metavar="N", help="early stopping after N epochs without "
-                   "improvement of the validation loss (needs --valid > 0); model.npz then holds the best epoch's "
-                   "weights")
-    t.add_argument("--log-every", type=positive_int, metavar="N", help="print every N epochs/steps")
-    t.add_argument("--seed", type=nonneg_int, help="seed of the initial weights and the batch order (default 0)")
-    t.add_argument("--out", type=directory, metavar="DIR", help="run directory, new or empty "
+                       "metrics.csv, curves.png, confusion.png, checkpoints). Flags override --recipe.",
+                       argument_default=argparse.SUPPRESS)  # only the flags given reach the config
+    _add_settings(t)
+    t.add_argument("--full", action="store_true", default=False,
+                   help="epfl recipe: use all images instead of 1,000")
+    t.add_argument("--out", type=directory, metavar="DIR", default=None, help="run directory, new or empty "
                    "(default: a new runs/<timestamp>-<n>)")
-    t.add_argument("--overwrite", action="store_true", help="let --out name a directory holding a run: its "
-                   "run files are removed first")
-    t.add_argument("--resume", type=directory, metavar="RUN_DIR", help="continue an interrupted run from its "
-                   "last.npz (or extend a finished one with --epochs)")
-    t.add_argument("--threads", type=positive_int, metavar="N", help="threads for NumPy's BLAS (needs threadpoolctl); "
-                   "a resume is bit-identical only with the same count")
-    t.add_argument("--quiet", action="store_true", help="print only the final summary")
+    t.add_argument("--overwrite", action="store_true", default=False, help="let --out name a directory holding "
+                   "a run: its run files are removed first")
+    t.add_argument("--resume", type=directory, metavar="RUN_DIR", default=None, help="continue an interrupted "
+                   "run from its last.npz (or extend a finished one with --epochs)")
+    t.add_argument("--threads", type=positive_int, metavar="N", default=None, help="threads for NumPy's BLAS "
+                   "(needs threadpoolctl); a resume is bit-identical only with the same count")
+    t.add_argument("--quiet", action="store_true", default=False, help="print only the final summary")
 
     e = sub.add_parser("evaluate", help="test metrics and confusion matrix of a saved model",
-                       description="Evaluate model.npz (or a run directory) on the test set.")
+                       description="Evaluate model.npz (or a run directory) on the test set.",
+                       argument_default=argparse.SUPPRESS)
     e.add_argument("model", type=Path, metavar="MODEL.npz|RUN_DIR")
-    _add_data_args(e, None)
+    _add_settings(e, ("dataset", "data_dir", "download"), defaults=False)  # default: the model's
 
     g = sub.add_parser("gradcheck", help="prove every layer's gradient: hand-written vs finite differences "
                        "vs autograd vs PyTorch", description="Check every built-in layer and loss in float64.")
@@ -145,45 +193,48 @@ def _bench_arguments():
     return add_arguments
 
 
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`~handprop.train.config.TrainConfig` of a new run: the flags given over the
+    recipe's values over the defaults (``--full``: the epfl recipe on every image)."""
+    from .train.config import TrainConfig
+
+    settings = _given_settings(args)
+    if args.full:
+        if settings.get("recipe") != "epfl":
+            raise UsageError("--full applies to --recipe epfl only")
+        if "subset" in settings:
+            raise UsageError("--full and --subset conflict: give one of them")
+        settings.update(subset=None, test_subset=None)
+    return TrainConfig.create(**settings)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import config as C
     from .train.output import reader_tolerant_output
-    from .train.run import Run, TrainingInterrupted, load_resume_config
+    from .train.run import Run, TrainingInterrupted
     from .train.rundir import claim_run_dir
     from .train.signals import exit_status, stop_signals_interrupt
 
-    # str, not Path: the config is saved as JSON in metrics.json and the checkpoints.
-    overrides = {k: str(v) if isinstance(v, Path) else v
-                 for k in C.DEFAULTS if (v := getattr(args, k, None)) is not None}
     resume = args.resume is not None
     if resume:
         if args.out is not None and args.out != args.resume:
-            raise ValueError("--resume writes into the run directory it resumes; drop --out")
-        if args.recipe or args.full:
-            raise ValueError("--resume continues the saved configuration; drop --recipe/--full")
-        if args.overwrite:
-            raise ValueError("--resume continues the run in its directory, --overwrite replaces it; drop one")
-        out = args.resume
-    else:
-        cfg = C.resolve(args.recipe, overrides)
+            raise UsageError("--resume writes into the run directory it resumes; drop --out")
         if args.full:
-            if args.recipe != "epfl":
-                raise ValueError("--full applies to --recipe epfl only")
-            cfg["subset"] = cfg["test_subset"] = None
+            raise UsageError("--resume continues the saved configuration; drop --full")
+        if args.overwrite:
+            raise UsageError("--resume continues the run in its directory, --overwrite replaces it; drop one")
+        overrides = _given_settings(args)
+    else:
+        config = train_config(args)
         if args.overwrite and args.out is None:
-            raise ValueError("--overwrite applies to --out DIR (the default run directory is always new)")
-        out = args.out
+            raise UsageError("--overwrite applies to --out DIR (the default run directory is always new)")
     if args.threads:
         _set_blas_threads(args.threads)
     # Stop signals raise like Ctrl-C; the directory is ours alone; a closed stdout ends nothing.
     with stop_signals_interrupt(), \
-            claim_run_dir(out, resume=resume, overwrite=args.overwrite) as out, \
+            claim_run_dir(args.resume if resume else args.out, resume=resume, overwrite=args.overwrite) as out, \
             reader_tolerant_output(out):
-        if resume:  # read once the run is ours: a live run there is refused first
-            cfg = load_resume_config(out, overrides)
-        run = Run(cfg, out, quiet=args.quiet)
-        if resume:
-            run.resume_from(out / "last.npz")
+        # (a resume reads its checkpoint once the directory is ours: a live run there is refused first)
+        run = Run.resume(out, overrides, quiet=args.quiet) if resume else Run.create(config, out, quiet=args.quiet)
         if not args.quiet:
             print(run.describe(), flush=True)
         try:
@@ -201,13 +252,14 @@ def _set_blas_threads(n: int) -> None:
     from .bench.threads import set_blas_threads
 
     if not set_blas_threads(n):
-        raise ValueError(f"--threads {n} needs threadpoolctl (pip install threadpoolctl); without it, "
+        raise UsageError(f"--threads {n} needs threadpoolctl (pip install threadpoolctl); without it, "
                          f"start with OPENBLAS_NUM_THREADS={n} instead")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
-    return evaluate(args.model, args.dataset, args.data_dir, args.download is not False)
+    data = _given_settings(args)
+    return evaluate(args.model, data.get("dataset"), data.get("data_dir"), data.get("download", True))
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
@@ -230,6 +282,8 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "gradcheck": cmd_gradc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``handprop``. A user error (:class:`UsageError`, :class:`DatasetError`) is one line
+    and exit 2, an OSError one line and exit 1; anything else is a bug: its traceback, exit 1."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -237,9 +291,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return COMMANDS[args.command](args)
-    except ValueError as e:  # DatasetError and every argument check are ValueErrors
+    except (UsageError, DatasetError) as e:
+        message = _in_flags(e, dict(_typed_flags(args))) if isinstance(e, UsageError) else str(e)
         # One line, even for messages written as several (the data layer's list of remedies).
-        message = " ".join(part.strip() for part in str(e).splitlines() if part.strip())
+        message = " ".join(part.strip() for part in message.splitlines() if part.strip())
         print(f"handprop {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as e:  # before a run could checkpoint (or outside train): nothing to resume
@@ -251,6 +306,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as e:
         print(f"handprop {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception:  # noqa: BLE001 - not the user's doing: say so, with what it takes to fix it
+        traceback.print_exc()
+        print(f"handprop {args.command}: internal error (a bug in handprop; please report it with the "
+              "traceback above)", file=sys.stderr)
         return EXIT_FAILED
 
 

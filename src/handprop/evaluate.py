@@ -8,6 +8,7 @@ import numpy as np
 
 from .data import load_dataset
 from .data.datasets import DATASETS
+from .errors import UsageError
 from .nn import Module
 from .serialize import ModelFileError, load_model
 
@@ -17,7 +18,7 @@ def resolve_model_path(path: Path) -> Path:
     if path.is_dir():
         path = path / "model.npz"
     if not path.is_file():
-        raise ValueError(f"{path}: no such model file (give model.npz or a run directory)")
+        raise UsageError(f"{path}: no such model file (give model.npz or a run directory)")
     return path
 
 
@@ -48,22 +49,23 @@ def _check_fits(path: Path, model: Module, x: np.ndarray, n_classes: int, datase
 def evaluate(model_path: Path, dataset: str | None = None, data_dir: Path | None = None,
              download: bool = True) -> int:
     """Print test loss, accuracy, error and the confusion matrix; return the exit status."""
-    from .train import config as C
+    from .train.build import build_loss, encode_targets
+    from .train.config import TrainConfig
     from .train.metrics import test_report
     from .train.run import test_split
 
     path = resolve_model_path(Path(model_path))
     model, normalize, meta, _ = load_model(path)  # checked: a bad file is a ModelFileError naming it
-    cfg = {**C.DEFAULTS, **meta.get("config", {})}
+    cfg = TrainConfig.from_dict(meta.get("config", {}), str(path))
     trained_on = meta.get("dataset") or meta.get("config", {}).get("dataset")
-    name = dataset or trained_on or cfg["dataset"]
+    name = dataset or trained_on or cfg.dataset
     if trained_on and name != trained_on:
         print(f"warning: {path} was trained on {trained_on}; evaluating it on {name}", file=sys.stderr)
     _, (x_test, y_test) = load_dataset(name, root=data_dir, download=download)
     x, y = test_split(x_test, y_test, cfg, normalize)
     classes = list(DATASETS[name].classes)
     _check_fits(path, model, x, len(classes), name)
-    r = test_report(model, C.build_loss(cfg), x, C.encode_targets(y, len(classes), cfg), len(classes))
+    r = test_report(model, build_loss(cfg), x, encode_targets(y, len(classes), cfg), len(classes))
     print(f"{path}: {name} test set, {len(y):,} images")
     print(f"test loss {r['test_loss']:.4f}   test accuracy {r['test_accuracy']:.2%}   "
           f"test error {r['test_error']:.2%}\n")

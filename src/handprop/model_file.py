@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from .serialize import ModelFileError, build_model, group, load_arrays
+from .serialize import ModelFileError, build_model, group, load_arrays, load_weights
 
 if TYPE_CHECKING:
     from .data.transforms import Normalize
@@ -55,7 +55,7 @@ class ModelFile:
         """The model of the spec, with the file's weights."""
         with self.blame():
             model = build_model(self.meta["spec"])
-            model.load_state_dict(group(self.arrays, "model"))
+            load_weights(model, group(self.arrays, "model"), "weights")  # in the file's float dtype
         return model
 
     def restore(self, learn: Learner) -> None:
@@ -80,15 +80,15 @@ def read_model_file(path: str | Path, kind: str | None = None) -> ModelFile:
     """Read and check a model file or checkpoint (``kind``: ``"model"``, ``"checkpoint"`` or
     None for either); see the module docstring for what is checked."""
     path = Path(path)
-    arrays, meta = load_arrays(path)
+    arrays, meta = _read_container(path)
     file = ModelFile(path, arrays, meta, None)
     if "spec" not in meta:
         raise ModelFileError(path, "no model spec inside; not a handprop model file")
     _check_meta(file, kind)
     with file.blame():
-        shapes = parameter_shapes(meta["spec"])
+        shapes = parameter_shapes(meta["spec"], integers=(integers := set()))
     _check_keys(file, shapes)
-    _check_weights(file, shapes)
+    _check_weights(file, shapes, integers)
     if meta["kind"] == "checkpoint":
         _check_checkpoint(file, shapes)
     return dataclasses.replace(file, normalize=_normalize(file))
@@ -96,20 +96,44 @@ def read_model_file(path: str | Path, kind: str | None = None) -> ModelFile:
 
 # -- the spec: parameter shapes without building at full size ----------------------------------------
 
-def parameter_shapes(spec: list | dict, where: str = "model spec") -> dict[str, tuple[int, ...]]:
-    """The parameters (dotted name -> shape) that :func:`handprop.serialize.build_model` would
-    create from ``spec``, found without building any layer at its described size.
+def _read_container(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(arrays, metadata) of an ``.npz`` or a ``.safetensors`` file (whose ``__metadata__`` holds
+    the spec and the user's meta as JSON strings: decoded here into the ``.npz`` layout)."""
+    if path.suffix != ".safetensors":
+        return load_arrays(path)
+    import json
+
+    from .safetensors import load_file
+
+    arrays, metadata = load_file(path)
+    meta: dict[str, Any] = {"kind": "model", "handprop": metadata.get("handprop", "")}
+    for key in ("spec", "meta"):
+        if key in metadata:
+            try:
+                meta[key] = json.loads(metadata[key])
+            except ValueError as e:
+                raise ModelFileError(path, f"__metadata__[{key!r}] is not valid JSON ({e})") from None
+    return arrays, meta
+
+
+def parameter_shapes(spec: list | dict, where: str = "model spec",
+                     integers: set[str] | None = None) -> dict[str, tuple[int, ...]]:
+    """The parameters and buffers (dotted name -> shape: the state dict) that
+    :func:`handprop.serialize.build_model` would create from ``spec``, found without building any
+    layer at its described size.
 
     Each layer is built twice, with its size arguments (``Arg(size=True)``) set to small
     distinct primes; a parameter dimension that follows a size argument in both builds is that
     argument, one that stays put is a constant. So a model file's arrays can be compared with
     what its spec describes before a single full-size array exists. A size argument that no
-    parameter dimension follows is refused: nothing in the file could back it.
+    parameter dimension follows is refused: nothing in the file could back it. The names of
+    integer entries (BatchNorm's ``num_batches_tracked``) are added to ``integers`` if given.
     """
-    return _layer_shapes({"type": "Sequential", "layers": spec} if isinstance(spec, list) else spec, where, 0)
+    return _layer_shapes({"type": "Sequential", "layers": spec} if isinstance(spec, list) else spec, where, 0,
+                         set() if integers is None else integers)
 
 
-def _layer_shapes(config: Any, where: str, depth: int) -> dict[str, tuple[int, ...]]:
+def _layer_shapes(config: Any, where: str, depth: int, integers: set[str]) -> dict[str, tuple[int, ...]]:
     from .nn import Module, registry
 
     if depth > MAX_DEPTH:
@@ -127,7 +151,9 @@ def _layer_shapes(config: Any, where: str, depth: int) -> dict[str, tuple[int, .
     probes = []
     for primes in _PROBES:
         probe = {**config, **{a.name: p for a, p in zip(sizes, primes)}, **{a.name: [] for a in nested}}
-        probes.append({n: p.data.shape for n, p in registry.build(probe, where, Module).named_parameters()})
+        state = registry.build(probe, where, Module).state_dict()
+        probes.append({n: a.shape for n, a in state.items()})
+    integers.update(n for n, a in state.items() if np.issubdtype(a.dtype, np.integer))
     follows = {(a_prime, b_prime): a.name for a, a_prime, b_prime in zip(sizes, *_PROBES)}
     shapes, backed = {}, set()
     for name, shape in probes[0].items():
@@ -146,8 +172,10 @@ def _layer_shapes(config: Any, where: str, depth: int) -> dict[str, tuple[int, .
         raise ValueError(f"{named}: {unbacked[0]} is the size of none of its parameters")
     for arg in nested:
         for i, child in enumerate(config[arg.name]):
-            child_shapes = _layer_shapes(child, f"{named} layer {i}", depth + 1)
+            child_integers: set[str] = set()
+            child_shapes = _layer_shapes(child, f"{named} layer {i}", depth + 1, child_integers)
             shapes.update({f"{arg.name}.{i}.{n}": s for n, s in child_shapes.items()})
+            integers.update(f"{arg.name}.{i}.{n}" for n in child_integers)
     return shapes
 
 
@@ -229,29 +257,13 @@ def _same_layout(value: Any, template: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 128
 
 
-def config_rules() -> dict[str, _Rule]:
-    """What each key of a training config (``handprop.train.config.DEFAULTS``) may hold."""
-    from .data.datasets import DATASETS
-    from .nn import registry
-    from .nn.linear import INITS
-    from .optim.lr_scheduler import SCHEDULES
-    from .train import config as C
+def read_config(file: ModelFile) -> Any:
+    """The file's training config as a :class:`~handprop.train.config.TrainConfig` (every value
+    checked by the config itself), or a ModelFileError naming the file."""
+    from .train.config import TrainConfig
 
-    activations, losses = registry.activations(), registry.losses()
-    reductions = {c for t in losses.values() for a in t.args if a.name == "reduction" for c in a.choices}
-    return {
-        "dataset": _one_of(DATASETS), "data_dir": _optional(_STR), "download": _BOOL,
-        "hidden": _list_of(_INT_POSITIVE), "activation": _one_of(activations),
-        "output_activation": _optional(_one_of(activations)), "loss": _one_of(losses),
-        "reduction": _one_of(sorted(reductions)), "target_on": _NUMBER, "target_off": _NUMBER,
-        "init": _one_of((*INITS, "normal")), "init_std": _NUMBER_POSITIVE, "optimizer": _one_of(C.OPTIMIZERS),
-        "lr": _Rule(_is_rate, "a number > 0 or '<number>/N'"), "momentum": _NUMBER_NONNEGATIVE, "nesterov": _BOOL,
-        "weight_decay": _NUMBER_NONNEGATIVE, "schedule": _one_of(("none", *SCHEDULES)),
-        "batch_size": _INT_POSITIVE, "full_batch": _BOOL, "shuffle": _BOOL, "epochs": _INT_POSITIVE,
-        "subset": _optional(_INT_POSITIVE), "test_subset": _optional(_INT_POSITIVE), "valid": _INT_NONNEGATIVE,
-        "normalize": _BOOL, "seed": _INT_NONNEGATIVE, "patience": _optional(_INT_POSITIVE),
-        "log_every": _INT_POSITIVE, "metric": _one_of(("accuracy", "error")), "recipe": _optional(_one_of(C.RECIPES)),
-    }
+    with file.blame():
+        return TrainConfig.from_dict(file.meta["config"], "config")
 
 
 def meta_rules(kind: str) -> tuple[dict[str, _Rule], set[str]]:
@@ -261,7 +273,8 @@ def meta_rules(kind: str) -> tuple[dict[str, _Rule], set[str]]:
 
     if kind == "model":
         return {"dataset": _one_of(DATASETS), "test_accuracy": _optional(_FRACTION),
-                "classes": _list_of(_STR)}, set()
+                "classes": _list_of(_STR), "model_epoch": _INT_NONNEGATIVE, "handprop": _STR,
+                "meta": _Rule(lambda v: isinstance(v, dict), "a JSON object (what handprop.save was given)")}, set()
     return {"epoch": _INT_NONNEGATIVE, "train_step": _INT_NONNEGATIVE,
             "rng": _optional(_Rule(_is_rng_state, "a PCG64 generator state")),  # null: before any draw
             "history": _Rule(_is_history, "a list of {name: number or null} records"),
@@ -279,11 +292,9 @@ def _check_meta(file: ModelFile, kind: str | None) -> None:
     rules, required = meta_rules(found)
     _check_fields(file, "metadata", meta, rules, required | {"kind", "spec"}, {"kind", "spec", "config"})
     if "config" in meta:
-        rules = config_rules()
-        _check_fields(file, "config", meta["config"], rules, set(rules) - {"recipe"})
-        if meta.get("dataset", meta["config"]["dataset"]) != meta["config"]["dataset"]:
-            raise ModelFileError(file.path, f"metadata names dataset {meta['dataset']!r} but its config "
-                                            f"{meta['config']['dataset']!r}")
+        dataset = read_config(file).dataset
+        if meta.get("dataset", dataset) != dataset:
+            raise ModelFileError(file.path, f"metadata names dataset {meta['dataset']!r} but its config {dataset!r}")
     if found == "checkpoint" and len(meta["history"]) > meta["epoch"]:
         raise ModelFileError(file.path, f"history has {len(meta['history'])} records for {meta['epoch']} epochs")
 
@@ -323,11 +334,15 @@ def _check_keys(file: ModelFile, shapes: dict[str, tuple[int, ...]]) -> None:
         raise ModelFileError(file.path, "is a checkpoint without optimiser state (opt.*); it cannot resume training")
 
 
-def _check_weights(file: ModelFile, shapes: dict[str, tuple[int, ...]]) -> None:
-    """Each weight: float32 or float64, the shape the spec implies, finite."""
+def _check_weights(file: ModelFile, shapes: dict[str, tuple[int, ...]], integers: set[str]) -> None:
+    """Each weight: float32 or float64 (a counter: int64 >= 0), the shape the spec implies, finite."""
     for name, shape in shapes.items():
         key = f"model.{name}"
         a = file.arrays[key]
+        if name in integers:
+            if a.dtype != np.int64 or a.shape != shape or (a < 0).any():
+                raise ModelFileError(file.path, f"array {key!r} must be a count (int64 >= 0) of shape {shape}")
+            continue
         if a.dtype not in (np.float32, np.float64):
             raise ModelFileError(file.path, f"array {key!r} has dtype {a.dtype}; weights are float32 or float64")
         if a.shape != shape:
@@ -359,14 +374,14 @@ def _check_checkpoint(file: ModelFile, shapes: dict[str, tuple[int, ...]]) -> No
     from the config, for the steps the checkpoint says were taken."""
     from .data.datasets import DATASETS
     from .nn.module import Parameter
-    from .train import config as C
+    from .train import build as B
 
-    meta, cfg = file.meta, file.meta["config"]
+    meta, cfg = file.meta, read_config(file)
     spec = meta["spec"]
     n_in = spec[0].get("in_features") if isinstance(spec, list) and spec else None
-    if C.model_spec(n_in, len(DATASETS[cfg["dataset"]].classes), cfg) != spec:
+    if B.model_spec(n_in, len(DATASETS[cfg.dataset].classes), cfg) != spec:
         raise ModelFileError(file.path, "its config describes another model than its spec")
     params = [Parameter(file.arrays[f"model.{name}"]) for name in shapes]
     with file.blame("optimiser state: "):
-        opt = C.build_optimizer(cfg, params, 1.0)  # the rate is the saved one once loaded
+        opt = B.build_optimizer(cfg, params, 1.0)  # the rate is the saved one once loaded
         opt.load_state_dict(group(file.arrays, "opt"), steps=meta["train_step"])

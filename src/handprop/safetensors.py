@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, Mapping
 
 import numpy as np
 
+from .errors import UsageError
 from .serialize import atomic_write
 
 #: The spec's dtype names NumPy represents exactly, in the package's order (it writes the tensors
@@ -37,7 +38,7 @@ _RANK = {name: i for i, name in enumerate(DTYPES)}
 _NAMES = {dtype.newbyteorder("<"): name for name, dtype in DTYPES.items()}
 
 
-class SafetensorsError(ValueError):
+class SafetensorsError(UsageError):
     """A ``.safetensors`` file is malformed (or an array cannot be stored in one); the message
     names the file and the problem."""
 

@@ -13,6 +13,8 @@ from typing import IO, TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
 
+from .errors import UsageError
+
 if TYPE_CHECKING:  # for annotations only: serialize stays importable without nn or data
     from .data.transforms import Normalize
     from .nn import Module, Sequential
@@ -59,7 +61,7 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta:
     return path
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UsageError):
     """A weights file, model file or checkpoint that handprop will not use. The message starts
     with the file's path and says what is wrong, in one line."""
 
@@ -230,3 +232,18 @@ def load_model(path: str | os.PathLike) -> tuple[Sequential, Normalize | None, d
 
     file = read_model_file(path)
     return file.build_model(), file.normalize, file.meta, file.arrays
+
+
+def load_weights(model: Module, state: Mapping[str, np.ndarray], where: str) -> None:
+    """``model.load_state_dict(state)``, first cast to the weights' float dtype (so a float64
+    model comes back float64, exactly; integer buffers such as BatchNorm's counter keep theirs);
+    mismatches are ValueErrors naming ``where``."""
+    dtypes = sorted({np.asarray(a).dtype.name for a in state.values()} - {"int64"})
+    if dtypes and not (len(dtypes) == 1 and np.issubdtype(dtypes[0], np.floating)):
+        raise ValueError(f"{where}: the weights must share one float dtype, got {', '.join(dtypes)}")
+    if dtypes:
+        model.to(np.dtype(dtypes[0]))
+    try:
+        model.load_state_dict(dict(state))
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None

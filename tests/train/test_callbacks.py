@@ -107,13 +107,14 @@ def test_early_stopping_counts_epochs_before_a_resume():
     assert len(straight.history) == len(resumed.history) == 5
 
 
-def test_non_finite_guard_rolls_back_and_explains():
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_guard_rolls_back_and_explains(bad):
     class Poison(Callback):
         order = -16  # before the guard looks at the loss
 
         def after_loss(self):
             if self.learn.training and self.learn.epoch == 1 and self.learn.iter == 1:
-                self.learn.loss = float("nan")
+                self.learn.loss = bad
 
     snap = {}
 
@@ -126,6 +127,7 @@ def test_non_finite_guard_rolls_back_and_explains():
     learn = make_learner(n_train=3, n_valid=1, callbacks=[Recorder(), Poison(), NonFiniteGuard(), Snapshot()])
     learn.fit(4)
     assert learn.diverged
+    assert f"non-finite loss ({bad})" in learn.stop_reason
     assert "epoch 2, batch 2" in learn.stop_reason and "lower learning rate" in learn.stop_reason
     assert len(learn.history) == 1
     for k, v in learn.model.state_dict().items():

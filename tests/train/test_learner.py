@@ -135,6 +135,29 @@ def test_cancel_fit_mid_batch_skips_inner_after_events():
         assert inner not in log.events
 
 
+def test_predictions_changed_in_after_pred_are_what_the_loss_sees():
+    """fast.ai's contract: a callback may replace ``learn.preds`` (e.g. temperature scaling)."""
+    seen = []
+
+    class Halve(Callback):
+        def after_pred(self):
+            self.model_output = self.learn.preds
+            self.learn.preds = self.learn.preds / 2
+
+    class Spy(Callback):
+        order = 1
+
+        def after_loss(self):
+            learn = self.learn
+            seen.append((learn.loss, nn.CrossEntropyLoss()(halve.model_output / 2, learn.yb), learn.training))
+
+    halve = Halve()
+    make_learner(n_train=2, n_valid=1, callbacks=[halve, Spy()]).fit(1)
+    assert [training for *_, training in seen] == [True, True, False]
+    for loss, expected, _ in seen:
+        assert loss == pytest.approx(expected, rel=1e-6)
+
+
 def test_other_exceptions_propagate():
     class Boom(Callback):
         def after_step(self):

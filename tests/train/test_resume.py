@@ -3,17 +3,19 @@ and a one-cycle schedule (the schedule and the data order depend on the global s
 loader's generator, both of which the checkpoint must carry)."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
-from handprop.serialize import load_arrays
+from handprop.serialize import load_arrays, save_arrays
 from handprop.train import Callback
 from handprop.train import run as run_mod
 
 from .helpers import SMALL, assert_same_weights, read_metrics, run_main, strip_times
 
-ONE_CYCLE = [*SMALL, "--schedule", "onecycle", "--momentum", "0.9", "--lr", "0.2", "--batch-size", "100",
-             "--quiet"]
+ONE_CYCLE = [*SMALL, "--schedule", "onecycle", "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.2",
+             "--batch-size", "100", "--quiet"]
 
 
 def interrupt_at(monkeypatch, epoch: int, batch: int) -> None:
@@ -80,7 +82,7 @@ def test_resume_after_first_epoch_boundary(straight, hp_data, monkeypatch, tmp_p
 def test_extend_a_finished_run_with_resume(hp_data, tmp_path):
     """Run 2 epochs, then ``--resume --epochs 3``: the same as 3 epochs straight (constant lr:
     a one-cycle schedule is planned for the total, so extending it changes the schedule)."""
-    args = [*SMALL, "--schedule", "none", "--momentum", "0.9", "--lr", "0.05", "--quiet"]
+    args = [*SMALL, "--schedule", "none", "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05", "--quiet"]
     a, b = tmp_path / "a", tmp_path / "b"
     assert run_main(["train", *args, "--epochs", "3", "--out", a])[0] == 0
     assert run_main(["train", *args, "--epochs", "2", "--out", b])[0] == 0
@@ -119,3 +121,21 @@ def test_checkpoint_files_hold_optimizer_state_and_rng(small_run):
     best = load_arrays(small_run[0] / "best.npz")[1]
     losses = [r["valid_loss"] for r in read_metrics(small_run[0])["history"]]
     assert best["epoch"] == 1 + int(np.argmin(losses))
+
+
+def test_a_run_saved_in_the_old_config_format_resumes_and_evaluates(small_run, hp_data, tmp_path):
+    """Run directories written before TrainConfig hold a dict with ``full_batch`` beside
+    ``batch_size`` and an ``init_std`` whatever the init: read as that run ran."""
+    run_dir = tmp_path / "old"
+    shutil.copytree(small_run[0], run_dir)
+    for name in ("last.npz", "model.npz"):
+        arrays, meta = load_arrays(run_dir / name)
+        meta["config"].update(full_batch=False, init_std=0.01, schedule="none")  # (none: extendable)
+        save_arrays(run_dir / name, arrays, meta)
+    code, _, err = run_main(["evaluate", run_dir])
+    assert code == 0, err
+    code, _, err = run_main(["train", "--resume", run_dir, "--epochs", "3", "--quiet"])
+    assert code == 0, err
+    config = read_metrics(run_dir)["config"]
+    assert config["epochs"] == 3 and config["init_std"] is None and "full_batch" not in config
+    assert [r["epoch"] for r in read_metrics(run_dir)["history"]] == [1, 2, 3]

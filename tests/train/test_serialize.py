@@ -125,7 +125,9 @@ def test_checkpoint_history_with_a_non_finite_loss_is_written_as_null(tmp_path):
     from handprop.train.run import Run
 
     spec = [{"type": "Linear", "in_features": 3, "out_features": 2}]
-    run = SimpleNamespace(cfg={}, out=tmp_path, spec=spec, data=SimpleNamespace(normalize=None),
+    from handprop.train.config import TrainConfig
+
+    run = SimpleNamespace(cfg=TrainConfig.create(), out=tmp_path, spec=spec, data=SimpleNamespace(normalize=None),
                           learn=SimpleNamespace(history=[{"epoch": 1, "valid_loss": float("inf")}]),
                           wall_time=lambda: 1.0, blas_threads=1)
     state = {"model": build_model(spec).state_dict(), "opt": {}, "epoch": 1, "train_step": 4}

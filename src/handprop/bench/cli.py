@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import UsageError
+
 if TYPE_CHECKING:
     from .report import Row
 
@@ -52,9 +54,9 @@ def selected(only: str | None, workloads: tuple[str, ...] = WORKLOADS,
     names = [n.strip() for n in only.split(",") if n.strip()]
     unknown = [n for n in names if n not in workloads]
     if unknown and set(unknown) <= set(ACCEPTANCE_ONLY):
-        raise ValueError(f"--only {','.join(unknown)}: {NOT_INSTALLED} --only {','.join(names)}")
+        raise UsageError(f"--only {','.join(unknown)}: {NOT_INSTALLED} --only {','.join(names)}")
     if unknown or not names:
-        raise ValueError(f"--only: unknown workload(s) {', '.join(unknown) or repr(only)}; "
+        raise UsageError(f"--only: unknown workload(s) {', '.join(unknown) or repr(only)}; "
                          f"expected a comma-separated list of {', '.join(workloads)}")
     return names
 
@@ -76,7 +78,7 @@ def start(args: argparse.Namespace) -> Session:
 
     from .threads import blas_threads, set_blas_threads
     if args.json and not os.access(Path(args.json).resolve().parent, os.W_OK):
-        raise ValueError(f"--json {args.json}: cannot write into {Path(args.json).resolve().parent}")
+        raise UsageError(f"--json {args.json}: cannot write into {Path(args.json).resolve().parent}")
     use_torch = not args.no_torch
     if use_torch:
         try:
@@ -136,5 +138,5 @@ def run(args: argparse.Namespace) -> int:
     """``handprop bench``: the selected workloads and their table; 0 when every comparison is valid."""
     names = selected(args.only)
     if args.synthetic and args.data_dir:
-        raise ValueError("--synthetic trains on random data: drop --data-dir (or --synthetic)")
+        raise UsageError("--synthetic trains on random data: drop --data-dir (or --synthetic)")
     return print_report(measure(start(args), names), args.json)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
+
 
 class Data:
     """The arrays both libraries train on, and where they came from."""
@@ -41,5 +43,5 @@ def mnist_folder(data_dir: str | None) -> Path | None:
     from ..data import find_dataset
     folder = find_dataset("mnist", data_dir)
     if folder is None and data_dir is not None:
-        raise ValueError(f"--data-dir {data_dir}: the four MNIST IDX files are not there")
+        raise UsageError(f"--data-dir {data_dir}: the four MNIST IDX files are not there")
     return folder

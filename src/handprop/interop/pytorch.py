@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..nn import Module, registry
-from ..saving import load_weights
+from ..serialize import load_weights
 from ..serialize import build_model, group
 from .torch_arch import is_container, parse_arch, torch_module
 

@@ -2,9 +2,7 @@
 
 A run directory holds ``model.npz`` (weights, normalisation, spec), ``last.npz`` and
 ``best.npz`` (checkpoints with optimiser state), ``metrics.json``, ``metrics.csv``,
-``curves.png`` and ``confusion.png``. Every file is written atomically and with stop signals
-held (:mod:`.signals`): a signal arriving mid-write acts once the file is whole, so an
-interrupted run leaves whole files and no temporaries.
+``curves.png`` and ``confusion.png``. Every file is written atomically.
 """
 from __future__ import annotations
 
@@ -15,9 +13,9 @@ import shlex
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Mapping, TextIO
 
 import numpy as np
 
@@ -25,11 +23,13 @@ from .. import __version__
 from ..bench.threads import blas_threads
 from ..data import ArrayDataset, DataLoader, Normalize, load_dataset, to_float_flat, train_valid_split
 from ..data.datasets import DATASETS
+from ..errors import UsageError
 from ..optim.lr_scheduler import SCHEDULES
 from ..model_file import read_model_file
 from ..serialize import atomic_write, build_model, group, save_model
+from . import build as B
 from . import callbacks as cbs
-from . import config as C
+from .config import TrainConfig
 from .learner import Learner
 from .metrics import test_report
 from .signals import by_which, signals_held
@@ -58,34 +58,40 @@ class Data:
     classes: tuple[str, ...]
 
 
-def prepare_data(cfg: dict[str, Any]) -> Data:
+def prepare_data(cfg: TrainConfig) -> Data:
     """Load the dataset, flatten to [0, 1] float32, split off validation, take subsets, normalise."""
-    (x_tr, y_tr), (x_te, y_te) = load_dataset(cfg["dataset"], root=cfg["data_dir"], download=cfg["download"])
-    x_tr = to_float_flat(x_tr)
+    (x_tr, y_tr), (x_te, y_te) = load_dataset(cfg.dataset, root=cfg.data_dir, download=cfg.download)
+    if cfg.valid >= len(x_tr):
+        raise UsageError(f"valid={cfg.valid} leaves no training images ({cfg.dataset} has {len(x_tr):,})", ["valid"])
+    if cfg.subset and cfg.subset > len(x_tr) - cfg.valid:
+        raise UsageError(f"subset={cfg.subset} asks for more than the {len(x_tr) - cfg.valid:,} training images "
+                         f"({cfg.dataset} has {len(x_tr):,}, valid={cfg.valid} held out)", ["subset", "valid"])
+    if cfg.test_subset and cfg.test_subset > len(x_te):
+        raise UsageError(f"test_subset={cfg.test_subset} asks for more than the {len(x_te):,} test images",
+                         ["test_subset"])
     x_va = y_va = None
-    if cfg["valid"]:
-        (x_tr, y_tr), (x_va, y_va) = train_valid_split(x_tr, y_tr, cfg["valid"])
-    if cfg["subset"]:
-        x_tr, y_tr = x_tr[:cfg["subset"]], y_tr[:cfg["subset"]]
-    if len(x_tr) == 0:
-        raise ValueError(f"--valid {cfg['valid']} leaves no training images "
-                         f"({cfg['dataset']} has {len(x_tr) + len(x_va if x_va is not None else [])})")
+    if cfg.valid:
+        (x_tr, y_tr), (x_va, y_va) = train_valid_split(x_tr, y_tr, cfg.valid)
+        x_va = to_float_flat(x_va)
+    if cfg.subset:
+        x_tr, y_tr = x_tr[:cfg.subset], y_tr[:cfg.subset]
+    x_tr = to_float_flat(x_tr)  # after the cuts: only the images used become float32
     norm = None
-    if cfg["normalize"]:
+    if cfg.normalize:
         norm = Normalize().fit(x_tr)
-        for x in (x_tr, x_va):  # in place: these float arrays are ours (views of one buffer)
+        for x in (x_tr, x_va):  # in place: these float arrays are ours
             if x is not None:
                 norm(x, out=x)
     x_te, y_te = test_split(x_te, y_te, cfg, norm)
-    return Data(x_tr, y_tr, x_va, y_va, x_te, y_te, norm, DATASETS[cfg["dataset"]].classes)
+    return Data(x_tr, y_tr, x_va, y_va, x_te, y_te, norm, DATASETS[cfg.dataset].classes)
 
 
-def test_split(x: np.ndarray, y: np.ndarray, cfg: dict[str, Any], normalize: Normalize | None
+def test_split(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, normalize: Normalize | None
                ) -> tuple[np.ndarray, np.ndarray]:
     """The test images as a run sees them: the first ``test_subset``, flattened to [0, 1]
     float32, normalised with the training statistics (``handprop evaluate`` uses this too)."""
-    if cfg.get("test_subset"):
-        x, y = x[:cfg["test_subset"]], y[:cfg["test_subset"]]
+    if cfg.test_subset:
+        x, y = x[:cfg.test_subset], y[:cfg.test_subset]
     x = to_float_flat(x)
     if normalize is not None:
         normalize(x, out=x)
@@ -100,57 +106,56 @@ def check_run_dir(out: Path, n_params: int) -> None:
             f.write(b"ok")
         (out / ".write-test").unlink()
     except OSError as e:
-        raise ValueError(f"cannot write to the output directory {out}: {e.strerror or e}") from None
+        raise UsageError(f"cannot write to the output directory {out}: {e.strerror or e}") from None
     # model + best + last (with up to two optimiser buffers each) in float32, plots and logs.
     needed = 4 * n_params * 8 + 4_000_000
     free = shutil.disk_usage(out).free
     if free < needed:
-        raise ValueError(f"not enough free space in {out}: {free / 1e6:.1f} MB free, "
+        raise UsageError(f"not enough free space in {out}: {free / 1e6:.1f} MB free, "
                          f"the run needs about {needed / 1e6:.1f} MB")
 
 
 class Run:
-    """One training run: builds everything from a config and owns the run directory."""
+    """One training run: builds everything from a :class:`TrainConfig` and owns the run directory.
 
-    def __init__(self, cfg: dict[str, Any], out: Path, stream: TextIO | None = None, quiet: bool = False):
-        if cfg["patience"] and not cfg["valid"]:
-            raise ValueError(f"--patience {cfg['patience']} needs a validation split: with --valid 0 early "
-                             f"stopping would pick the epoch on the test set (use --valid N > 0)")
+    Start one with :meth:`create` (a new run) or :meth:`resume` (continue one from its ``last.npz``).
+    """
+
+    def __init__(self, cfg: TrainConfig, out: Path, stream: TextIO | None = None, quiet: bool = False):
+        if not isinstance(cfg, TrainConfig):
+            raise TypeError(f"Run needs a TrainConfig (see TrainConfig.create), got {type(cfg).__name__}")
         self.cfg, self.out, self.stream, self.quiet = cfg, Path(out), stream, quiet
-        seeds = np.random.SeedSequence(cfg["seed"]).spawn(2)
+        seeds = np.random.SeedSequence(cfg.seed).spawn(2)
         self.init_rng, self.loader_rng = (np.random.default_rng(s) for s in seeds)
         self.data = prepare_data(cfg)
         n_classes = len(self.data.classes)
-        self.spec = C.model_spec(self.data.x_train.shape[1], n_classes, cfg)
+        self.spec = B.model_spec(self.data.x_train.shape[1], n_classes, cfg)
         self.model = build_model(self.spec)
-        C.initialise(self.model, cfg, self.init_rng)
+        B.initialise(self.model, cfg, self.init_rng)
         check_run_dir(self.out, sum(p.data.size for p in self.model.parameters()))
-        self.loss = C.build_loss(cfg)
-        self.lr = C.effective_lr(cfg, len(self.data.x_train))
-        self.opt = C.build_optimizer(cfg, self.model.parameters(), self.lr)
+        self.loss = B.build_loss(cfg)
+        self.lr = B.effective_lr(cfg, len(self.data.x_train))
+        self.opt = B.build_optimizer(cfg, self.model.parameters(), self.lr)
         self.valid_name = "valid" if self.data.x_valid is not None else "test"
         x_va, y_va = ((self.data.x_valid, self.data.y_valid) if self.data.x_valid is not None
                       else (self.data.x_test, self.data.y_test))
-        bs = None if cfg["full_batch"] else cfg["batch_size"]
-        train_dl = DataLoader(ArrayDataset(self.data.x_train, C.encode_targets(self.data.y_train, n_classes, cfg)),
-                              batch_size=bs, shuffle=cfg.get("shuffle", True) and not cfg["full_batch"],
-                              rng=self.loader_rng)
-        valid_dl = DataLoader(ArrayDataset(x_va, C.encode_targets(y_va, n_classes, cfg)),
-                              batch_size=None if cfg["full_batch"] else 1000)
-        every = cfg["log_every"]
+        train_dl = DataLoader(ArrayDataset(self.data.x_train, B.encode_targets(self.data.y_train, n_classes, cfg)),
+                              batch_size=cfg.batch_size, shuffle=cfg.shuffle, rng=self.loader_rng)
+        valid_dl = DataLoader(ArrayDataset(x_va, B.encode_targets(y_va, n_classes, cfg)),
+                              batch_size=None if cfg.full_batch else 1000)
+        every = cfg.log_every
         self.checkpoint = cbs.Checkpoint(self._save_checkpoint, monitor=f"{self.valid_name}_loss", every=every,
                                          rng=self.loader_rng)
         self.recorder = cbs.Recorder(self.valid_name)
         callbacks = [self.recorder, cbs.NonFiniteGuard(), self.checkpoint,
                      cbs.History(self.write_metrics, every=every)]
         if not quiet:
-            callbacks.append(cbs.ProgressBar(self.valid_name, cfg["metric"], every,
-                                             "step" if cfg["full_batch"] else "epoch", stream))
-        if cfg["schedule"] != "none":
-            total = cfg["epochs"] * len(train_dl)
-            callbacks.append(cbs.LRSchedule(SCHEDULES[cfg["schedule"]](self.lr, total)))
-        self.early_stopping = cbs.EarlyStopping(f"{self.valid_name}_loss", cfg["patience"]) \
-            if cfg["patience"] else None
+            callbacks.append(cbs.ProgressBar(self.valid_name, cfg.metric, every,
+                                             "step" if cfg.full_batch else "epoch", stream))
+        if cfg.schedule != "none":
+            total = cfg.epochs * len(train_dl)
+            callbacks.append(cbs.LRSchedule(SCHEDULES[cfg.schedule](self.lr, total)))
+        self.early_stopping = cbs.EarlyStopping(f"{self.valid_name}_loss", cfg.patience) if cfg.patience else None
         if self.early_stopping:
             callbacks.append(self.early_stopping)
         self.learn = Learner(self.model, self.loss, self.opt, train_dl, valid_dl, callbacks)
@@ -159,18 +164,70 @@ class Run:
         self.started, self.time_before = time.time(), 0.0  # time_before: earlier sessions of a resumed run
         self.result: dict[str, Any] = {}
 
+    @classmethod
+    def create(cls, cfg: TrainConfig, out: Path | str | None = None, *, stream: TextIO | None = None,
+               quiet: bool = False) -> Run:
+        """A new run of ``cfg`` writing into ``out`` (default: a new ``runs/<timestamp>-<n>``; the
+        CLI claims the directory first, see :mod:`handprop.train.rundir`)."""
+        from .rundir import new_default_run_dir
+        return cls(cfg, Path(out) if out is not None else new_default_run_dir(), stream, quiet)
+
+    @classmethod
+    def resume(cls, run_dir: Path | str, overrides: Mapping[str, Any] | None = None, *,
+               stream: TextIO | None = None, quiet: bool = False) -> Run:
+        """Continue the run in ``run_dir`` from its ``last.npz``: the saved config (``overrides``
+        may change only :data:`RESUME_OVERRIDES`), model, optimiser, data order, step count,
+        history, and the best validation loss so far (which decides what ``best.npz`` holds)."""
+        overrides = dict(overrides or {})
+        refused = sorted(set(overrides) - set(RESUME_OVERRIDES))
+        if refused:
+            raise UsageError(f"a resume continues the saved configuration; only epochs, data_dir and download "
+                             f"may change (drop {', '.join(refused)})", [*RESUME_OVERRIDES, *refused])
+        run_dir = Path(run_dir)
+        checkpoint = run_dir / "last.npz"
+        if not checkpoint.is_file():
+            raise UsageError(f"cannot resume {run_dir}: no checkpoint last.npz there (is it a handprop run directory?)")
+        # checked against its schema first: its config describes the model its arrays hold, so the
+        # run built from it allocates no more than the checkpoint backs
+        ckpt = read_model_file(checkpoint, "checkpoint")
+        saved = TrainConfig.from_dict(ckpt.meta["config"], str(checkpoint))
+        _check_resumed_epochs(saved, overrides.get("epochs"), ckpt.meta["epoch"])
+        run = cls(replace(saved, **overrides), run_dir, stream, quiet)
+        run._restore(ckpt)
+        return run
+
+    def _restore(self, ckpt) -> None:
+        """Put the checkpoint's state into the run: weights, optimiser, data order, step count,
+        history, clock, and the best validation loss so far (which decides ``best.npz``)."""
+        ckpt.restore(self.learn)
+        if ckpt.meta["rng"] is not None:
+            self.loader_rng.bit_generator.state = ckpt.meta["rng"]
+        self.learn.history = list(ckpt.meta["history"])
+        self.time_before = ckpt.meta.get("wall_time_s", 0.0)
+        saved_threads = ckpt.meta.get("blas_threads")
+        if saved_threads is not None and saved_threads != self.blas_threads:
+            print(f"warning: {ckpt.path} was written with {saved_threads} BLAS thread(s), this process uses "
+                  f"{self.blas_threads}: the resumed run will not be bit-identical to an uninterrupted one "
+                  f"(resume with --threads {saved_threads} for that)", file=sys.stderr)
+        losses = [r[f"{self.valid_name}_loss"] for r in self.learn.history
+                  if r.get(f"{self.valid_name}_loss") is not None]
+        self.checkpoint.best = min(losses, default=self.checkpoint.best)
+
     # -- describing ----------------------------------------------------------------------------
     def describe(self) -> str:
+        """Two lines: the data, then the model and training with every other setting that
+        differs from the defaults."""
         d, cfg = self.data, self.cfg
-        sizes = "-".join(str(s) for s in [d.x_train.shape[1], *cfg["hidden"], len(d.classes)])
+        sizes = "-".join(str(s) for s in [d.x_train.shape[1], *cfg.hidden, len(d.classes)])
         splits = f"{len(d.x_train):,} train" + (f" / {len(d.x_valid):,} valid" if d.x_valid is not None else "")
-        batch = "full batch" if cfg["full_batch"] else f"batch {cfg['batch_size']}"
+        batch = "full batch" if cfg.full_batch else f"batch {cfg.batch_size}"
         norm = f"normalised with train mean {d.normalize.mean:.4f}, std {d.normalize.std:.4f}" \
             if d.normalize else "raw [0, 1] pixels"
-        return (f"{cfg['dataset']}: {splits} / {len(d.x_test):,} test, {norm}\n"
-                f"model: MLP {sizes}, {cfg['activation']}, loss {cfg['loss']} ({cfg['reduction']}), "
-                f"{type(self.opt).__name__} lr {self.lr:g}, {batch}, schedule {cfg['schedule']}, "
-                f"{cfg['epochs']} {'steps' if cfg['full_batch'] else 'epochs'}, seed {cfg['seed']}")
+        model = (f"model: MLP {sizes}, {cfg.activation}, loss {cfg.loss} ({cfg.reduction}), "
+                 f"{type(self.opt).__name__} lr {self.lr:g}, {batch}, schedule {cfg.schedule}, "
+                 f"{cfg.epochs} {'steps' if cfg.full_batch else 'epochs'}, seed {cfg.seed}")
+        return f"{cfg.dataset}: {splits} / {len(d.x_test):,} test, {norm}\n" + \
+            ", ".join([model, *cfg.changes(skip=_DESCRIBED)])
 
     # -- files ---------------------------------------------------------------------------------
     def wall_time(self) -> float:
@@ -179,7 +236,7 @@ class Run:
 
     def _save_checkpoint(self, name: str, state: dict) -> None:
         opt = {f"opt.{k}": v for k, v in state["opt"].items()}
-        meta = {"kind": "checkpoint", "config": self.cfg, "epoch": state["epoch"],
+        meta = {"kind": "checkpoint", "config": self.cfg.to_dict(), "epoch": state["epoch"],
                 "train_step": state["train_step"], "rng": state.get("rng"),
                 "history": _finite_or_null(self.learn.history[:state["epoch"]]), "wall_time_s": self.wall_time(),
                 "blas_threads": self.blas_threads}
@@ -189,7 +246,7 @@ class Run:
     def write_metrics(self) -> None:
         """metrics.json (config, history, final figures once known) and metrics.csv (LF line
         endings, the header row even before the first epoch)."""
-        payload = {"config": self.cfg, "history": self.learn.history, **self.result,
+        payload = {"config": self.cfg.to_dict(), "history": self.learn.history, **self.result,
                    "wall_time_s": round(self.wall_time(), 3), "blas_threads": self.blas_threads,
                    "handprop": __version__}
         keys = self.recorder.fields()
@@ -205,24 +262,6 @@ class Run:
             with atomic_write(self.out / "metrics.csv") as f:
                 f.write(buf.getvalue().encode())
 
-    # -- resume ----------------------------------------------------------------------------------
-    def resume_from(self, checkpoint: Path) -> None:
-        """Continue from ``last.npz``: model, optimiser, data order, step count, history and clock."""
-        ckpt = read_model_file(checkpoint, "checkpoint")  # checked against its schema first
-        ckpt.restore(self.learn)
-        if ckpt.meta["rng"] is not None:
-            self.loader_rng.bit_generator.state = ckpt.meta["rng"]
-        self.learn.history = list(ckpt.meta["history"])
-        self.time_before = ckpt.meta.get("wall_time_s", 0.0)
-        saved_threads = ckpt.meta.get("blas_threads")
-        if saved_threads is not None and saved_threads != self.blas_threads:
-            print(f"warning: {checkpoint} was written with {saved_threads} BLAS thread(s), this process uses "
-                  f"{self.blas_threads}: the resumed run will not be bit-identical to an uninterrupted one "
-                  f"(resume with --threads {saved_threads} for that)", file=sys.stderr)
-        losses = [r[f"{self.valid_name}_loss"] for r in self.learn.history
-                  if r.get(f"{self.valid_name}_loss") is not None]
-        self.checkpoint.best = min(losses, default=self.checkpoint.best)
-
     # -- the job ---------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         """Train, evaluate on the test set, write every file; return the final figures.
@@ -234,7 +273,7 @@ class Run:
         training = True
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                self.learn.fit(self.cfg["epochs"])
+                self.learn.fit(self.cfg.epochs)
                 training = False
                 return self.finish()
         except KeyboardInterrupt as interrupt:
@@ -249,7 +288,7 @@ class Run:
             self._save_checkpoint("last.npz", state)
             self.result = {"status": "interrupted"}
             self.write_metrics()
-        unit = "step" if self.cfg["full_batch"] else "epoch"
+        unit = "step" if self.cfg.full_batch else "epoch"
         where = (f"in {unit} {self.learn.epoch + 1}; checkpoint {self.out / 'last.npz'} holds the state at its start"
                  if training else f"after training, during the final evaluation and plots; checkpoint "
                  f"{self.out / 'last.npz'} holds the final state (resuming only evaluates and writes the files)")
@@ -264,7 +303,7 @@ class Run:
         model_epoch = len(self.learn.history)
         if self.early_stopping is not None and self.early_stopping.stopped:
             model_epoch = self._restore_best()
-        report = test_report(self.model, self.loss, d.x_test, C.encode_targets(d.y_test, n_classes, self.cfg),
+        report = test_report(self.model, self.loss, d.x_test, B.encode_targets(d.y_test, n_classes, self.cfg),
                              n_classes)
         matrix = report.pop("confusion_matrix")
         self.result = {"status": "diverged" if getattr(self.learn, "diverged", False) else "finished",
@@ -273,7 +312,7 @@ class Run:
                        "model_epoch": model_epoch}
         with signals_held():
             save_model(self.out / "model.npz", self.model, self.spec, d.normalize,
-                       {"kind": "model", "dataset": self.cfg["dataset"], "config": self.cfg,
+                       {"kind": "model", "dataset": self.cfg.dataset, "config": self.cfg.to_dict(),
                         "test_accuracy": report["test_accuracy"], "classes": list(d.classes)})
         self.write_metrics()
         self.plots(matrix)
@@ -298,7 +337,7 @@ class Run:
         with signals_held():
             plot_curves(self.learn.history, self.out / "curves.png", self.valid_name)
             plot_confusion(matrix, self.data.classes, self.out / "confusion.png",
-                           f"{self.cfg['dataset']} test: {self.result['test_accuracy']:.2%} accuracy")
+                           f"{self.cfg.dataset} test: {self.result['test_accuracy']:.2%} accuracy")
 
     def summary(self) -> str:
         r = self.result
@@ -319,6 +358,10 @@ class Run:
 #: depend on them), and how many epochs to train in all. Anything else would not be a resume.
 RESUME_OVERRIDES = ("epochs", "data_dir", "download")
 
+#: The settings :meth:`Run.describe` shows in its own words (the rest are listed when not default).
+_DESCRIBED = ("dataset", "valid", "subset", "test_subset", "normalize", "hidden", "activation", "loss",
+              "reduction", "optimizer", "lr", "batch_size", "schedule", "epochs", "seed")
+
 
 def _finite_or_null(value: Any) -> Any:
     """``value`` with NaN and infinities as None: JSON has no literal for them."""
@@ -333,36 +376,16 @@ def _finite_or_null(value: Any) -> Any:
     return value
 
 
-def load_resume_config(run_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The config saved in ``run_dir/last.npz``, with the overrides of :data:`RESUME_OVERRIDES`."""
-    others = sorted("--" + k.replace("_", "-") for k, v in overrides.items()
-                    if v is not None and k not in RESUME_OVERRIDES)
-    if others:
-        raise ValueError(f"--resume continues the saved configuration; only --epochs, --data-dir and "
-                         f"--offline may change (drop {', '.join(others)})")
-    checkpoint = run_dir / "last.npz"
-    if not checkpoint.is_file():
-        raise ValueError(f"--resume {run_dir}: no checkpoint last.npz there (is it a handprop run directory?)")
-    # checked against its schema: its config describes the model its arrays hold, so the run
-    # built from it allocates no more than the checkpoint backs
-    meta = read_model_file(checkpoint, "checkpoint").meta
-    cfg = dict(meta["config"])
-    _check_resumed_epochs(cfg, overrides.get("epochs"), meta["epoch"])
-    cfg.update({k: v for k, v in overrides.items() if v is not None})
-    return cfg
-
-
-def _check_resumed_epochs(cfg: dict[str, Any], epochs: int | None, done: int) -> None:
-    """``--epochs`` on a resume: not fewer than are done; not changed under a learning-rate
+def _check_resumed_epochs(cfg: TrainConfig, epochs: int | None, done: int) -> None:
+    """``epochs`` on a resume: not fewer than are done; not changed under a learning-rate
     schedule, which was planned for the run's length (a new length would make the rate jump)."""
-    if epochs is None or epochs == cfg["epochs"]:
+    if epochs is None or epochs == cfg.epochs:
         return
-    unit = "steps" if cfg["full_batch"] else "epochs"
+    # (no "epochs" as a plain word in these messages: the CLI rewrites the field's name as its flag)
     if epochs < done:
-        raise ValueError(f"--epochs {epochs} is fewer than the {done} {unit} this run has done already "
-                         f"(give --epochs {done} or more)")
-    if cfg["schedule"] != "none":
-        raise ValueError(f"--epochs {epochs}: this run's {cfg['schedule']} learning-rate schedule was planned "
-                         f"for {cfg['epochs']} {unit}, and a resume cannot re-plan it without the rate jumping; "
-                         f"start a new run with --epochs {epochs}")
-
+        raise UsageError(f"epochs={epochs} is fewer than the {done} this run has done already "
+                         f"(give {done} or more)", ["epochs"])
+    if cfg.schedule != "none":
+        raise UsageError(f"epochs={epochs}: this run's {cfg.schedule} learning-rate schedule was planned "
+                         f"for {cfg.epochs} in all, and a resume cannot re-plan it without the rate jumping; "
+                         f"start a new run with epochs={epochs}", ["epochs"])

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import UsageError
+
 #: The files a run writes; ``--overwrite`` removes these (and their temporaries), nothing else.
 RUN_FILES = ("model.npz", "last.npz", "best.npz", "metrics.json", "metrics.csv", "curves.png", "confusion.png")
 LOCK_NAME = ".handprop.lock"
@@ -39,7 +41,7 @@ def claim_run_dir(out: Path | None, resume: bool = False, overwrite: bool = Fals
         out, created = new_default_run_dir(runs_root), True
     elif resume:
         if not out.is_dir():
-            raise ValueError(f"--resume {out}: no such run directory")
+            raise UsageError(f"--resume {out}: no such run directory")
         created = False
     else:
         created = _make_dir(out)
@@ -71,7 +73,7 @@ def new_default_run_dir(root: Path = Path("runs")) -> Path:
             continue
         except OSError as e:
             raise _cannot_write(path, e) from None
-    raise ValueError(f"cannot create a run directory under {root}: {stamp}-1 .. {stamp}-9999 all exist")
+    raise UsageError(f"cannot create a run directory under {root}: {stamp}-1 .. {stamp}-9999 all exist")
 
 
 def _make_dir(path: Path) -> bool:
@@ -87,8 +89,8 @@ def _make_dir(path: Path) -> bool:
         raise _cannot_write(path, e) from None
 
 
-def _cannot_write(path: Path, e: OSError) -> ValueError:
-    return ValueError(f"cannot write to the output directory {path}: {e.strerror or e}")
+def _cannot_write(path: Path, e: OSError) -> UsageError:
+    return UsageError(f"cannot write to the output directory {path}: {e.strerror or e}")
 
 
 def _lock(out: Path) -> int | None:
@@ -107,7 +109,7 @@ def _lock(out: Path) -> int | None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise ValueError(f"run directory {out} is in use by another handprop process (pid {_holder(path)}); "
+            raise UsageError(f"run directory {out} is in use by another handprop process (pid {_holder(path)}); "
                               f"wait for it to finish or stop it") from None
         except OSError as e:  # e.g. a file system without locks: run, but say what is not guarded
             os.close(fd)
@@ -154,7 +156,7 @@ def _check_empty(out: Path, overwrite: bool) -> None:
         return
     if not overwrite:
         shown = ", ".join(present[:5]) + (f" and {len(present) - 5} more" if len(present) > 5 else "")
-        raise ValueError(f"--out {out} is not empty ({shown}); resume that run with --resume {out}, "
+        raise UsageError(f"--out {out} is not empty ({shown}); resume that run with --resume {out}, "
                          f"replace its files with --overwrite, or choose another directory")
     for name in RUN_FILES:
         with contextlib.suppress(FileNotFoundError):

@@ -1,0 +1,69 @@
+"""What a :class:`TrainConfig` builds: the layer list, the initial weights, the loss, the
+optimiser and the targets the loss expects."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import nn, optim
+from ..nn import init as _init
+from .config import TrainConfig
+
+OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW}
+
+
+def effective_lr(cfg: TrainConfig, n_train: int) -> float:
+    """The learning rate, resolving the EPFL form ``"<eta>/N"`` (per-sample rate over N samples)."""
+    if isinstance(cfg.lr, str):
+        return float(cfg.lr.removesuffix("/N")) / n_train
+    return float(cfg.lr)
+
+
+def model_spec(n_in: int, n_out: int, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The layer list of an MLP: Linear + activation per hidden size, a Linear out (+ optional activation)."""
+    sizes = [n_in, *cfg.hidden, n_out]
+    spec: list[dict[str, Any]] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        spec.append({"type": "Linear", "in_features": a, "out_features": b})
+        if i < len(sizes) - 2:
+            spec.append(_activation_config(cfg.activation))
+    if cfg.output_activation:
+        spec.append(_activation_config(cfg.output_activation))
+    return spec
+
+
+def _activation_config(name: str) -> dict[str, Any]:
+    entry = nn.registry.activations()[name]
+    return {"type": entry.name, **entry.activation.kwargs}
+
+
+def initialise(model: nn.Module, cfg: TrainConfig, rng: np.random.Generator) -> None:
+    """Draw every Linear's weights with the configured init (gain from the activation)."""
+    nonlinearity = nn.registry.activations()[cfg.activation].activation.gain
+    std = cfg.init_std
+    for layer in model.modules():
+        if isinstance(layer, nn.Linear):
+            if cfg.init == "normal":
+                layer.reset_parameters(lambda w, b, r: (_init.normal_(w, std=std, rng=r),
+                                                        b is not None and _init.normal_(b, std=std, rng=r)), rng=rng)
+            else:
+                layer.reset_parameters(cfg.init, nonlinearity, rng=rng)
+
+
+def build_optimizer(cfg: TrainConfig, params: list, lr: float) -> optim.Optimizer:
+    """The configured optimiser over ``params`` (the config allows momentum and Nesterov with SGD only)."""
+    if cfg.optimizer == "sgd":
+        return optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+    return OPTIMIZERS[cfg.optimizer](params, lr=lr, weight_decay=cfg.weight_decay)
+
+
+def build_loss(cfg: TrainConfig) -> nn.Loss:
+    return nn.registry.losses()[cfg.loss].cls(reduction=cfg.reduction)
+
+
+def encode_targets(y: np.ndarray, num_classes: int, cfg: TrainConfig) -> np.ndarray:
+    """Integer labels for cross-entropy; one-hot rows (``target_on``/``target_off``) for MSE."""
+    if cfg.loss == "mse":
+        return nn.functional.one_hot(y, num_classes, on=cfg.target_on, off=cfg.target_off)
+    return y.astype(np.int64, copy=False)
