@@ -94,6 +94,22 @@ def test_a_cnn_style_batchnorm2d_model_takes_any_image_size():
     np.testing.assert_allclose(_run(proto, x), model(x), rtol=1e-5, atol=1e-5)
 
 
+def test_a_cnn_with_batchnorm_gives_onnxruntime_the_same_logits():
+    if not hasattr(nn, "Conv2d") or registry.lookup(nn.Conv2d).onnx is None:
+        pytest.skip("Conv2d has no ONNX export registered yet")
+    model = _trained(nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1, rng=0), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, stride=2, rng=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AvgPool2d(2, stride=1),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10, rng=2), nn.LogSoftmax()), (8, 1, 28, 28))
+    proto = to_onnx(model)
+    assert [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == \
+        [BATCH, 1, "height", "width"]
+    session, rng = _session(proto), np.random.default_rng(4)
+    for shape in ((1, 1, 28, 28), (7, 1, 28, 28), (2, 1, 20, 33)):
+        x = rng.standard_normal(shape).astype(np.float32)
+        np.testing.assert_allclose(session.run([OUTPUT], {INPUT: x})[0], model(x), rtol=1e-5, atol=1e-5)
+
+
 def test_float64_models_are_exported_in_float32():
     model = _mlp(nn.Tanh()).to(np.float64)
     proto = to_onnx(model)
