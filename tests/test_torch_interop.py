@@ -263,7 +263,8 @@ def test_command_errors_are_value_errors_naming_the_file_or_flag(tmp_path):
     (tmp_path / "evil.safetensors").write_bytes(b"\xff" * 8 + b"{}")
     (tmp_path / "model.pt").write_bytes(b"\x80\x04")
     cases = [
-        (lambda: export(tmp_path / "m.npz", "onnx", tmp_path / "o.safetensors"), r"--to: unknown target 'onnx'"),
+        (lambda: export(tmp_path / "m.npz", "tflite", tmp_path / "o.safetensors"),
+         r"--to: unknown target 'tflite'; expected torch, onnx"),
         (lambda: export(tmp_path / "m.npz", "torch", tmp_path / "o.pt"), r"o\.pt: the output must be a \.safetensors"),
         (lambda: export(tmp_path / "missing.npz", "torch", tmp_path / "o.safetensors"), r"missing\.npz"),
         (lambda: import_(tmp_path / "model.pt", "torch.nn.ReLU()", tmp_path / "o.npz"), r"model\.pt: PyTorch weights "

@@ -1,4 +1,4 @@
-"""``handprop export`` and ``handprop import``: model files to PyTorch weights and back.
+"""``handprop export`` and ``handprop import``: model files to PyTorch weights and back, or to ONNX.
 
 Each command takes its parsed arguments, prints what the user needs and returns the exit status;
 every user error is a ValueError naming the file or flag (the CLI prints it on one line, exit 2).
@@ -8,24 +8,27 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 from ..safetensors import load_file, save_file
 from ..saving import load, save
 from .pytorch import from_torch_state, to_torch_state
 from .torch_arch import torch_definition
 
-TARGETS = ("torch",)
+TARGETS = ("torch", "onnx")
 #: ``__metadata__`` keys of an exported file: what ``handprop import`` needs to come back alone.
 DEFINITION_KEY, NORMALIZE_KEY = "handprop.torch_definition", "handprop.normalize"
 
 
 def export(model_path: str | os.PathLike, to: str, out: str | os.PathLike) -> int:
     """``handprop export MODEL --to torch OUT.safetensors``: write the PyTorch state dict and print
-    the ``torch.nn`` definition that loads it."""
+    the ``torch.nn`` definition that loads it; ``--to onnx OUT.onnx``: :func:`export_onnx`."""
     from .. import __version__
 
     if to not in TARGETS:
         raise ValueError(f"--to: unknown target {to!r}; expected {', '.join(TARGETS)}")
+    if to == "onnx":
+        return export_onnx(model_path, out)
     out = _safetensors_path(out, "the output")
     model, normalize, _ = load(model_path, with_meta=True)
     state = to_torch_state(model)
@@ -39,6 +42,32 @@ def export(model_path: str | os.PathLike, to: str, out: str | os.PathLike) -> in
           f"model.load_state_dict(load_file({str(out)!r}))\nmodel.eval()")
     if normalize is not None:
         print(f"# the model was trained on normalised inputs: x = (x - {normalize.mean!r}) / {normalize.std!r}")
+    return 0
+
+
+def export_onnx(model_path: str | os.PathLike, out: str | os.PathLike,
+                input_shape: Sequence[int | str] | None = None) -> int:
+    """``handprop export MODEL --to onnx OUT.onnx``: write the model as an ONNX graph (input
+    ``input`` with a free batch axis, output ``logits``) and print how to run it.
+
+    ``input_shape`` (one sample's) is by default the one the model's first layer declares.
+    """
+    from .onnx import INPUT, NORMALIZE_KEY, OPSET, OUTPUT, save_onnx, to_onnx
+
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise ValueError(f"{out}: the output must be a .onnx file")
+    model, normalize, _ = load(model_path, with_meta=True)
+    proto = to_onnx(model, input_shape, normalize, doc=f"exported by handprop from {Path(model_path).name}")
+    save_onnx(proto, out)
+    shape = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    print(f"wrote {out}: ONNX opset {OPSET}, {len(proto.graph.node)} nodes, input {INPUT!r} of shape "
+          f"{shape} (float32), output {OUTPUT!r}; run it with\n")
+    print(f"import onnxruntime\n\nsession = onnxruntime.InferenceSession({str(out)!r})\n"
+          f"logits = session.run([{OUTPUT!r}], {{{INPUT!r}: x}})[0]")
+    if normalize is not None:
+        print(f"# the model was trained on normalised inputs: x = (x - {normalize.mean!r}) / {normalize.std!r}"
+              f" (also in the file's metadata, {NORMALIZE_KEY!r})")
     return 0
 
 

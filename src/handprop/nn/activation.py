@@ -6,7 +6,7 @@ import numpy as np
 
 from . import functional as F
 from .module import Module
-from .registry import Activation, Arg, Case, TorchModule, register
+from .registry import Activation, Arg, Case, OnnxExport, TorchModule, register
 
 
 class _Elementwise(Module):
@@ -20,7 +20,7 @@ class _Elementwise(Module):
 
 @register(tensor=lambda layer: lambda x: x.relu(), torch=lambda torch, layer: torch.relu,
           cases=[Case("ReLU", (6, 7))], activation=Activation("relu", gain="relu"),
-          torch_module=TorchModule("ReLU", ignored=("inplace",)))
+          torch_module=TorchModule("ReLU", ignored=("inplace",)), onnx=OnnxExport(lambda layer, g, x: g.op("Relu", x)))
 class ReLU(_Elementwise):
     """max(x, 0); gradient 1 where the input was positive, else 0."""
 
@@ -53,7 +53,8 @@ class ReLU(_Elementwise):
           torch=lambda torch, layer: lambda x: torch.nn.functional.leaky_relu(x, layer.negative_slope),
           cases=[Case("LeakyReLU(0.1)", (6, 7), {"negative_slope": 0.1})],
           activation=Activation("leaky", {"negative_slope": 0.01}, gain="leaky_relu"),
-          torch_module=TorchModule("LeakyReLU", ignored=("inplace",)))
+          torch_module=TorchModule("LeakyReLU", ignored=("inplace",)),
+          onnx=OnnxExport(lambda layer, g, x: g.op("LeakyRelu", x, alpha=layer.negative_slope)))
 class LeakyReLU(_Elementwise):
     """x for x > 0, negative_slope * x otherwise."""
 
@@ -91,12 +92,19 @@ def _general_relu_torch(torch, layer: GeneralReLU):
     return general_relu
 
 
+def _general_relu_onnx(layer: GeneralReLU, graph, x: str) -> str:
+    out = graph.op("LeakyRelu", x, alpha=layer.leak) if layer.leak else graph.op("Relu", x)
+    out = graph.op("Sub", out, layer.sub) if layer.sub is not None else out
+    return graph.op("Min", out, layer.maxv) if layer.maxv is not None else out
+
+
 @register(args=(Arg("leak", float, optional=True), Arg("sub", float, optional=True),
                 Arg("maxv", float, optional=True)),
           tensor=_general_relu_reference, torch=_general_relu_torch,
           cases=[Case("GeneralReLU(.1,.4,2)", (6, 7), {"leak": 0.1, "sub": 0.4, "maxv": 2.0}, scale=2),
                  Case("GeneralReLU()", (6, 7))],
-          activation=Activation("general", {"leak": 0.1, "sub": 0.4}, gain="leaky_relu"))
+          activation=Activation("general", {"leak": 0.1, "sub": 0.4}, gain="leaky_relu"),
+          onnx=OnnxExport(_general_relu_onnx))
 class GeneralReLU(_Elementwise):
     """fast.ai's GeneralRelu: (leaky) ReLU, minus ``sub`` (to re-centre the mean), clamped at ``maxv``."""
 
@@ -127,7 +135,7 @@ class GeneralReLU(_Elementwise):
 
 @register(tensor=lambda layer: lambda x: x.tanh(), torch=lambda torch, layer: torch.tanh,
           cases=[Case("Tanh", (6, 7))], activation=Activation("tanh", gain="tanh"),
-          torch_module=TorchModule("Tanh"))
+          torch_module=TorchModule("Tanh"), onnx=OnnxExport(lambda layer, g, x: g.op("Tanh", x)))
 class Tanh(_Elementwise):
     """tanh(x); gradient 1 - tanh(x)^2, from the saved output."""
 
@@ -144,7 +152,7 @@ class Tanh(_Elementwise):
 
 @register(tensor=lambda layer: lambda x: x.sigmoid(), torch=lambda torch, layer: torch.sigmoid,
           cases=[Case("Sigmoid", (6, 7), scale=3)], activation=Activation("sigmoid", gain="sigmoid"),
-          torch_module=TorchModule("Sigmoid"))
+          torch_module=TorchModule("Sigmoid"), onnx=OnnxExport(lambda layer, g, x: g.op("Sigmoid", x)))
 class Sigmoid(_Elementwise):
     """1 / (1 + exp(-x)); gradient s(1 - s), from the saved output."""
 
@@ -165,10 +173,20 @@ def _gelu_reference(layer: GELU):
     return lambda x: 0.5 * x * (1 + (x * np.sqrt(0.5)).erf())
 
 
+def _gelu_onnx(layer: GELU, graph, x: str) -> str:
+    """0.5 x (1 + erf(x / sqrt 2)) with Erf, or the tanh formula (ONNX's Gelu op is opset 20's)."""
+    if layer.approximate == "tanh":
+        cubic = graph.op("Mul", graph.op("Mul", graph.op("Mul", x, x), x), F.GELU_TANH_CUBIC)
+        twice_phi = graph.op("Tanh", graph.op("Mul", graph.op("Add", x, cubic), F.GELU_TANH_SCALE))
+    else:
+        twice_phi = graph.op("Erf", graph.op("Mul", x, float(np.sqrt(0.5))))
+    return graph.op("Mul", graph.op("Mul", x, graph.op("Add", twice_phi, 1.0)), 0.5)
+
+
 @register(args=(Arg("approximate", str, choices=("none", "tanh")),), tensor=_gelu_reference,
           torch=lambda torch, layer: lambda x: torch.nn.functional.gelu(x, approximate=layer.approximate),
           cases=[Case("GELU", (6, 7), scale=2), Case("GELU(tanh)", (6, 7), {"approximate": "tanh"}, scale=2)],
-          activation=Activation("gelu", gain="relu"), torch_module=TorchModule("GELU"))
+          activation=Activation("gelu", gain="relu"), torch_module=TorchModule("GELU"), onnx=OnnxExport(_gelu_onnx))
 class GELU(_Elementwise):
     """x * Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel); ``approximate='tanh'`` is
     the tanh formula of GPT-2 and BERT. The backward recomputes from the saved input."""
@@ -193,7 +211,8 @@ class GELU(_Elementwise):
 
 @register(tensor=lambda layer: lambda x: x * x.sigmoid(), torch=lambda torch, layer: torch.nn.functional.silu,
           cases=[Case("SiLU", (6, 7), scale=3)], activation=Activation("silu", gain="relu"),
-          torch_module=TorchModule("SiLU", ignored=("inplace",)))
+          torch_module=TorchModule("SiLU", ignored=("inplace",)),
+          onnx=OnnxExport(lambda layer, g, x: g.op("Mul", x, g.op("Sigmoid", x))))
 class SiLU(_Elementwise):
     """x * sigmoid(x) (swish); gradient s * (1 + x * (1 - s)), from the saved input."""
 
@@ -210,7 +229,8 @@ class SiLU(_Elementwise):
 @register(tensor=lambda layer: lambda x: x.log_softmax(axis=-1),
           torch=lambda torch, layer: lambda x: torch.log_softmax(x, -1),
           cases=[Case("LogSoftmax", (6, 5), scale=3)],
-          torch_module=TorchModule("LogSoftmax", fixed={"dim": -1}))
+          torch_module=TorchModule("LogSoftmax", fixed={"dim": -1}),
+          onnx=OnnxExport(lambda layer, g, x: g.op("LogSoftmax", x, axis=-1)))
 class LogSoftmax(Module):
     """log_softmax along the last axis; backward g - softmax * sum(g)."""
 

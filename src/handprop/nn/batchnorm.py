@@ -13,7 +13,7 @@ import numpy as np
 
 from .module import Module, Parameter
 from .normalization import check_eps, normalize, normalize_backward, random_affine
-from .registry import Arg, Case, TorchModule, register
+from .registry import Arg, Case, OnnxExport, TorchModule, register
 
 
 def _tensor_twin(layer: _BatchNorm):
@@ -37,6 +37,14 @@ def _torch_twin(torch, layer: _BatchNorm):
         stats = (None, None) if layer.training else (torch.tensor(layer.running_mean), torch.tensor(layer.running_var))
         return torch.nn.functional.batch_norm(x, *stats, *affine, training=layer.training, eps=layer.eps)
     return batch_norm
+
+
+def _onnx_twin(layer: _BatchNorm, graph, x: str) -> str:
+    """BatchNormalization in its inference form (the running statistics); ones and zeros stand in
+    for the weight and bias of affine=False, as ONNX requires them."""
+    weight = layer.weight.data if layer.affine else np.ones(layer.num_features)
+    bias = layer.bias.data if layer.affine else np.zeros(layer.num_features)
+    return graph.op("BatchNormalization", x, weight, bias, layer.running_mean, layer.running_var, epsilon=layer.eps)
 
 
 _ARGS = (Arg("num_features", int, size=True), Arg("eps", float), Arg("momentum", float, optional=True),
@@ -136,6 +144,7 @@ class _BatchNorm(Module):
 
 
 @register(args=_ARGS, tensor=_tensor_twin, torch=_torch_twin, torch_module=TorchModule("BatchNorm1d", ("num_features",)),
+          onnx=OnnxExport(_onnx_twin, input_shape=lambda layer: (layer.num_features,)),
           cases=[
     Case("BatchNorm1d(N, C)", (8, 5), make=random_affine(lambda: BatchNorm1d(5, dtype=np.float64), 1), scale=2),
     Case("BatchNorm1d(N, C, L)", (4, 3, 6), make=random_affine(lambda: BatchNorm1d(3, dtype=np.float64), 2)),
@@ -147,6 +156,7 @@ class BatchNorm1d(_BatchNorm):
 
 
 @register(args=_ARGS, tensor=_tensor_twin, torch=_torch_twin, torch_module=TorchModule("BatchNorm2d", ("num_features",)),
+          onnx=OnnxExport(_onnx_twin, input_shape=lambda layer: (layer.num_features, "height", "width")),
           cases=[
     Case("BatchNorm2d", (4, 3, 5, 5), make=random_affine(lambda: BatchNorm2d(3, dtype=np.float64), 3)),
     Case("BatchNorm2d(N=1)", (1, 2, 3, 4), make=random_affine(lambda: BatchNorm2d(2, dtype=np.float64), 4),

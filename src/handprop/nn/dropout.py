@@ -11,7 +11,7 @@ import numpy as np
 
 from .._random import resolve_rng
 from .module import Module
-from .registry import Arg, Case, TorchModule, register
+from .registry import Arg, Case, OnnxExport, TorchModule, register
 
 
 def _identity_twin(layer: Dropout):
@@ -24,7 +24,8 @@ def _identity_twin(layer: Dropout):
 
 
 @register(args=(Arg("p", float),), tensor=_identity_twin, torch=lambda torch, layer: _identity_twin(layer),
-          cases=[Case("Dropout(p=0)", (6, 7), {"p": 0.0})], torch_module=TorchModule("Dropout", ignored=("inplace",)))
+          cases=[Case("Dropout(p=0)", (6, 7), {"p": 0.0})], torch_module=TorchModule("Dropout", ignored=("inplace",)),
+          onnx=OnnxExport(lambda layer, g, x: g.op("Identity", x)))  # eval mode: the identity
 class Dropout(Module):
     """Zero each element with probability ``p`` in training (scaling the kept ones by 1/(1-p));
     the identity in eval mode. ``rng`` is a Generator or seed for the masks (default: handprop's

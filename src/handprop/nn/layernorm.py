@@ -12,7 +12,7 @@ import numpy as np
 
 from .module import Module, Parameter
 from .normalization import check_eps, normalize, normalize_backward, random_affine
-from .registry import Arg, Case, TorchModule, register
+from .registry import Arg, Case, OnnxExport, TorchModule, register
 
 
 def _shape(value: Any, who: str) -> tuple[int, ...]:
@@ -48,6 +48,12 @@ def _torch_twin(torch, layer: LayerNorm):
     return lambda x, *affine: torch.nn.functional.layer_norm(x, layer.normalized_shape, *affine, eps=layer.eps)
 
 
+def _onnx_twin(layer: LayerNorm, graph, x: str) -> str:
+    """LayerNormalization over the trailing axes (ones stand in for the scale ONNX requires)."""
+    affine = (layer.weight.data, layer.bias.data) if layer.elementwise_affine else (np.ones(layer.normalized_shape),)
+    return graph.op("LayerNormalization", x, *affine, axis=-len(layer.normalized_shape), epsilon=layer.eps)
+
+
 def _case(normalized_shape, seed: int):
     return random_affine(lambda: LayerNorm(normalized_shape, dtype=np.float64), seed)
 
@@ -55,6 +61,7 @@ def _case(normalized_shape, seed: int):
 @register(args=(_ShapeArg("normalized_shape", "shape", read=lambda layer: list(layer.normalized_shape)),
                 Arg("eps", float), Arg("elementwise_affine", bool)),
           tensor=_tensor_twin, torch=_torch_twin, torch_module=TorchModule("LayerNorm", ("normalized_shape",)),
+          onnx=OnnxExport(_onnx_twin, input_shape=lambda layer: layer.normalized_shape),
           cases=[
     Case("LayerNorm(5)", (6, 5), make=_case(5, 1), scale=2),
     Case("LayerNorm((3, 4))", (2, 5, 3, 4), make=_case((3, 4), 2)),

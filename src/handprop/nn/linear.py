@@ -11,7 +11,7 @@ from . import functional as F
 from . import init as _init
 from .blas import matmul_add
 from .module import Module, Parameter
-from .registry import Arg, Case, TorchModule, register
+from .registry import Arg, Case, OnnxExport, TorchModule, register
 
 #: ``Linear(init=...)`` by name: each fills the weight in place given (weight, nonlinearity, rng).
 INITS: dict[str, Callable] = {
@@ -33,11 +33,21 @@ def _transpose_weight(layer: Linear, state: dict[str, np.ndarray]) -> dict[str, 
     return {**state, "weight": state["weight"].T}
 
 
+def _onnx_linear(layer: Linear, graph, x: str) -> str:
+    """Gemm on (N, in) inputs (the weight in handprop's (in, out) layout: transB=0), else MatMul + Add."""
+    bias = () if layer.bias is None else (layer.bias.data,)
+    if graph.rank(x) == 2:
+        return graph.op("Gemm", x, layer.weight.data, *bias)
+    y = graph.op("MatMul", x, layer.weight.data)
+    return graph.op("Add", y, *bias) if bias else y
+
+
 @register(args=(Arg("in_features", int, size=True), Arg("out_features", int, size=True),
                 Arg("bias", bool, read=lambda layer: layer.bias is not None)),
           tensor=lambda layer: _affine, torch=lambda torch, layer: _affine,
           torch_module=TorchModule("Linear", positional=("in_features", "out_features"),
                                    to_torch=_transpose_weight, from_torch=_transpose_weight),
+          onnx=OnnxExport(_onnx_linear, input_shape=lambda layer: (layer.in_features,)),
           cases=[Case("Linear(7 -> 4)", (6, 7), {"in_features": 7, "out_features": 4, "rng": 1}),
                  Case("Linear(bias=False)", (4, 5), {"in_features": 5, "out_features": 3, "bias": False, "rng": 0}),
                  Case("Linear(3-d input)", (2, 4, 5), {"in_features": 5, "out_features": 3, "rng": 1})])

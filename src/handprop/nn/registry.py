@@ -13,7 +13,8 @@ layer is one class plus one ``@register(...)``:
 * ``activation`` / ``loss``: the name under which ``handprop train --activation`` / ``--loss``
   offers it;
 * ``torch_module``: how it appears in ``torch.nn`` (:class:`TorchModule`), for exporting weights
-  to PyTorch and importing them back.
+  to PyTorch and importing them back;
+* ``onnx``: how it is written as ONNX nodes (:class:`OnnxExport`), for ``handprop export --to onnx``.
 
 The trust matrix (``handprop gradcheck``), the layer tests, ``build_model`` and the CLI choices
 all read this table; nothing else lists the layer types.
@@ -114,6 +115,22 @@ class TorchModule:
 
 
 @dataclass(frozen=True)
+class OnnxExport:
+    """How a layer type is written into an ONNX graph (in eval mode).
+
+    ``emit(layer, graph, x) -> y`` adds the layer's nodes to ``graph`` (the small builder of
+    :mod:`handprop.interop.onnx`: ``graph.op("Gemm", x, layer.weight.data, transB=0)``, arrays
+    becoming initialisers) and returns the name of its output. ``input_shape(layer)``: the shape
+    of one sample a model starting with this layer takes (ints, or names for free dimensions),
+    for the graph's input and for ``handprop predict``; without it such a model needs the shape
+    given.
+    """
+
+    emit: Callable[[Any, Any, str], str]
+    input_shape: Callable[[Any], tuple[int | str, ...]] | None = None
+
+
+@dataclass(frozen=True)
 class LayerType:
     """Everything registered about one layer or loss class (see the module docstring)."""
 
@@ -125,6 +142,7 @@ class LayerType:
     activation: Activation | None
     loss: str | None
     torch_module: TorchModule | None = None
+    onnx: OnnxExport | None = None
 
     @property
     def name(self) -> str:
@@ -145,13 +163,14 @@ _TYPES: dict[str, LayerType] = {}
 
 def register(*, args: tuple[Arg, ...] | None = (), tensor: Callable | None = None, torch: Callable | None = None,
              cases: tuple[Case, ...] | list[Case] = (), activation: Activation | None = None,
-             loss: str | None = None, torch_module: TorchModule | None = None) -> Callable[[type], type]:
+             loss: str | None = None, torch_module: TorchModule | None = None,
+             onnx: OnnxExport | None = None) -> Callable[[type], type]:
     """Class decorator: add the class to the registry (``args=None``: not saveable in a model file)."""
     def deco(cls: type) -> type:
         if cls.__name__ in _TYPES and _TYPES[cls.__name__].cls is not cls:
             raise ValueError(f"register: a layer type named {cls.__name__} is registered already")
         _TYPES[cls.__name__] = LayerType(cls, None if args is None else tuple(args), tensor, torch,
-                                         tuple(cases), activation, loss, torch_module)
+                                         tuple(cases), activation, loss, torch_module, onnx)
         return cls
     return deco
 
@@ -263,6 +282,25 @@ def torch_forward(layer: Any) -> Callable:
         raise TypeError(f"torch_forward: no PyTorch reference for {entry.name}")
     import torch
     return entry.torch(torch, layer)
+
+
+def onnx_export(layer: Any) -> OnnxExport:
+    """How ``layer`` is written to ONNX, or a ValueError saying its type has no such registration."""
+    entry = lookup(layer)
+    if entry.onnx is None:
+        raise ValueError(f"{entry.name} has no ONNX export registered")
+    return entry.onnx
+
+
+def input_shape(model: Any) -> tuple[int | str, ...]:
+    """The shape of one sample ``model`` takes, as its first layer (in tree order) declares it
+    (:class:`OnnxExport`); a ValueError when that layer cannot say."""
+    first = next(m for m in model.modules() if not any(True for _ in m.named_children()))
+    shape = onnx_export(first).input_shape
+    if shape is None:
+        raise ValueError(f"cannot tell the input shape of a model starting with {type(first).__name__}; "
+                         "give it (the shape of one sample, without the batch axis)")
+    return tuple(shape(first))
 
 
 def chain(fns: list[Callable], param_counts: list[int]) -> Callable:

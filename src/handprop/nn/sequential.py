@@ -9,11 +9,17 @@ from .activation import ReLU
 from .linear import Linear
 from .loss import Loss
 from .module import Module
-from .registry import Arg, Case, TorchModule, chain, register, tensor_forward, torch_forward
+from .registry import Arg, Case, OnnxExport, TorchModule, chain, register, tensor_forward, torch_forward
 
 
 def _chain_of(forward):
     return lambda seq: chain([forward(layer) for layer in seq], [len(layer.parameters()) for layer in seq])
+
+
+def _onnx_chain(seq: Sequential, graph, x: str) -> str:
+    for name, layer in seq.named_children():
+        x = graph.layer(layer, x, name)
+    return x
 
 
 def _mlp() -> Sequential:
@@ -22,7 +28,8 @@ def _mlp() -> Sequential:
 
 @register(args=(Arg("layers", "layers"),), tensor=_chain_of(tensor_forward),
           torch=lambda torch, seq: _chain_of(torch_forward)(seq),
-          cases=[Case("MLP 7-5-3", (6, 7), make=_mlp)], torch_module=TorchModule("Sequential"))
+          cases=[Case("MLP 7-5-3", (6, 7), make=_mlp)], torch_module=TorchModule("Sequential"),
+          onnx=OnnxExport(_onnx_chain))
 class Sequential(Module):
     """Layers applied in order; backward walks them in reverse.
 
