@@ -1,4 +1,4 @@
-"""The ``handprop`` command: train | evaluate | gradcheck | bench | info.
+"""The ``handprop`` command: train | evaluate | predict | export | import | gradcheck | bench | info.
 
 Subcommands import their machinery on use, so ``handprop --help`` stays fast. User errors
 (bad flags, missing data, unwritable paths, a run directory in use) print one line to stderr and
@@ -175,9 +175,23 @@ def build_parser() -> argparse.ArgumentParser:
     if from_bench:
         from_bench(b)
 
+    for name, module in _command_modules().items():
+        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.__doc__.splitlines()[0]))
+
     i = sub.add_parser("info", help="versions, BLAS, threads, and where the datasets were found")
     i.add_argument("--data-dir", type=Path, metavar="DIR", help="show the search train/evaluate --data-dir DIR make")
     return parser
+
+
+#: Subcommands that live in a module of their own under ``handprop.commands``: each declares
+#: ``HELP``, ``add_arguments(parser)`` and ``run(args) -> exit status`` (imports on use inside ``run``).
+COMMAND_MODULES = {"predict": "predict", "export": "export", "import": "import_model"}
+
+
+def _command_modules() -> dict:
+    import importlib
+    return {name: importlib.import_module(f".commands.{module}", __package__)
+            for name, module in COMMAND_MODULES.items()}
 
 
 def _version() -> str:
@@ -290,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        if args.command in COMMAND_MODULES:
+            return _command_modules()[args.command].run(args)
         return COMMANDS[args.command](args)
     except (UsageError, DatasetError) as e:
         message = _in_flags(e, dict(_typed_flags(args))) if isinstance(e, UsageError) else str(e)

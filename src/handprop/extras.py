@@ -4,10 +4,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from .errors import UsageError
 
-class MissingExtraError(ImportError, ValueError):
+
+class MissingExtraError(ImportError, UsageError):
     """An optional library is not installed. An ImportError for code that imports, and a
-    ValueError so the CLI prints it as its one-line user error."""
+    UsageError so the CLI prints it as its one-line user error."""
 
 
 def require(module: str, extra: str, purpose: str, package: str | None = None) -> ModuleType:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from .errors import UsageError
 from .data.images import SIZE, mnist_like, read_image
 
 if TYPE_CHECKING:
@@ -55,18 +56,18 @@ def read_npy_batch(path: str | os.PathLike) -> np.ndarray:
     try:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
-        raise ValueError(f"{path}: not a readable .npy array ({e})") from None
+        raise UsageError(f"{path}: not a readable .npy array ({e})") from None
     if x.ndim not in (2, 3) or x.shape[1:] not in ((SIZE, SIZE), (SIZE * SIZE,)) or len(x) == 0:
-        raise ValueError(f"{path}: expected a batch of 28x28 images, shape (N, 28, 28) or (N, 784) with N >= 1, "
+        raise UsageError(f"{path}: expected a batch of 28x28 images, shape (N, 28, 28) or (N, 784) with N >= 1, "
                          f"got {x.shape} (one image: x[None])")
     if x.dtype == np.uint8:
         return np.divide(x.reshape(-1, SIZE, SIZE), np.float32(255), dtype=np.float32)
     if x.dtype.kind != "f":
-        raise ValueError(f"{path}: expected uint8 pixels (0..255) or float pixels (0..1), got {x.dtype}")
+        raise UsageError(f"{path}: expected uint8 pixels (0..255) or float pixels (0..1), got {x.dtype}")
     if not np.all((x >= 0) & (x <= 1)):  # NaN fails both
         finite = x[np.isfinite(x)]
         found = f"values in [{finite.min():g}, {finite.max():g}]" if finite.size else "no finite values"
-        raise ValueError(f"{path}: float pixels must lie in [0, 1], found {found}"
+        raise UsageError(f"{path}: float pixels must lie in [0, 1], found {found}"
                          f"{' and NaN or infinity' if finite.size < x.size else ''} "
                          "(0..255 pixels: save them as uint8, or divide by 255)")
     return x.reshape(-1, SIZE, SIZE).astype(np.float32, copy=False)
@@ -106,5 +107,5 @@ def model_input(model: Module, images: np.ndarray) -> np.ndarray:
         return images.reshape(n, *shape)
     if len(shape) >= 2 and all(isinstance(d, str) for d in shape[-2:]) and all(d == 1 for d in shape[:-2]):
         return images.reshape(n, *shape[:-2], SIZE, SIZE)
-    raise ValueError(f"the model takes samples of shape {tuple(shape)}; handprop predict feeds it 28x28 "
+    raise UsageError(f"the model takes samples of shape {tuple(shape)}; handprop predict feeds it 28x28 "
                      "grayscale images")

@@ -51,11 +51,11 @@ def save(model: Module, path: str | os.PathLike, normalize: Normalize | None = N
     meta = dict(meta or {})
     taken = [k for k in _RESERVED if k in meta]
     if taken:
-        raise ValueError(f"{path}: meta key {taken[0]!r} is reserved for handprop's own use")
+        raise UsageError(f"{path}: meta key {taken[0]!r} is reserved for handprop's own use")
     try:
         meta_json = json.dumps(meta, allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{path}: meta must be plain JSON (finite numbers, str, lists, dicts): {e}") from None
+        raise UsageError(f"{path}: meta must be plain JSON (finite numbers, str, lists, dicts): {e}") from None
     spec = registry.layer_config(model)
     arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
     if normalize is not None:

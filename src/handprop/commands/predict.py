@@ -10,10 +10,12 @@ import json
 import re
 from pathlib import Path
 
-from ..data.images import save_png
-from ..evaluate import resolve_model_path
-from ..predict import Prediction, load_inputs, predict
-from ..saving import load
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..predict import Prediction
+
+HELP = "the top-3 classes of pictures of digits (PNG/JPEG) or .npy batches, by a trained model"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluate import resolve_model_path
+    from ..predict import load_inputs, predict
+    from ..saving import load
+
     model, normalize, meta = load(resolve_model_path(args.model), with_meta=True)
     names, images = load_inputs(args.inputs)
     predictions = predict(model, normalize, images, names, meta.get("classes"))
@@ -49,6 +55,8 @@ def _record(p: Prediction, shown: Path | None) -> dict:
 
 def _show(predictions: list[Prediction], folder: Path, inputs: list[Path]) -> list[Path]:
     """Write each prediction's 28x28 image into ``folder``, never over an input or each other."""
+    from ..data.images import save_png
+
     folder.mkdir(parents=True, exist_ok=True)
     taken = {path.resolve() for path in inputs}
     written = []

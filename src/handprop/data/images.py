@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UsageError
 from ..extras import require
 from ..serialize import atomic_write
 
@@ -44,7 +45,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 img = pil.alpha_composite(pil.new("RGBA", img.size, "white"), img.convert("RGBA"))
             return np.divide(np.asarray(img.convert("L")), np.float32(255), dtype=np.float32)
     except (OSError, ValueError, pil.DecompressionBombError) as e:
-        raise ValueError(f"{path}: not a readable image ({e})") from None
+        raise UsageError(f"{path}: not a readable image ({e})") from None
 
 
 def mnist_like(gray: np.ndarray, where: str = "image") -> np.ndarray:
@@ -52,14 +53,14 @@ def mnist_like(gray: np.ndarray, where: str = "image") -> np.ndarray:
     in [0, 1]; a ValueError naming ``where`` when there is no digit to see."""
     gray = np.asarray(gray, dtype=np.float32)
     if gray.ndim != 2 or min(gray.shape) < 1:
-        raise ValueError(f"{where}: expected a 2-d grayscale image, got shape {gray.shape}")
+        raise UsageError(f"{where}: expected a 2-d grayscale image, got shape {gray.shape}")
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     background = float(np.median(border))
     if background > 0.5:  # dark ink on light paper: make it MNIST's light ink on black
         gray, background = 1 - gray, 1 - background
     top = float(gray.max())
     if top - background < MIN_CONTRAST:
-        raise ValueError(f"{where}: no digit found (the image is blank: ink and background differ by "
+        raise UsageError(f"{where}: no digit found (the image is blank: ink and background differ by "
                          f"{top - background:.3f})")
     ink = np.clip((gray - background) / (top - background), 0, 1)
     ink[ink < INK] = 0

@@ -10,12 +10,13 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from ..commands.export import TARGETS
+from ..errors import UsageError
 from ..safetensors import load_file, save_file
 from ..saving import load, save
 from .pytorch import from_torch_state, to_torch_state
 from .torch_arch import torch_definition
 
-TARGETS = ("torch", "onnx")
 #: ``__metadata__`` keys of an exported file: what ``handprop import`` needs to come back alone.
 DEFINITION_KEY, NORMALIZE_KEY = "handprop.torch_definition", "handprop.normalize"
 
@@ -26,7 +27,7 @@ def export(model_path: str | os.PathLike, to: str, out: str | os.PathLike) -> in
     from .. import __version__
 
     if to not in TARGETS:
-        raise ValueError(f"--to: unknown target {to!r}; expected {', '.join(TARGETS)}")
+        raise UsageError(f"--to: unknown target {to!r}; expected {', '.join(TARGETS)}")
     if to == "onnx":
         return export_onnx(model_path, out)
     out = _safetensors_path(out, "the output")
@@ -56,7 +57,7 @@ def export_onnx(model_path: str | os.PathLike, out: str | os.PathLike,
 
     out = Path(out)
     if out.suffix != ".onnx":
-        raise ValueError(f"{out}: the output must be a .onnx file")
+        raise UsageError(f"{out}: the output must be a .onnx file")
     model, normalize, _ = load(model_path, with_meta=True)
     proto = to_onnx(model, input_shape, normalize, doc=f"exported by handprop from {Path(model_path).name}")
     save_onnx(proto, out)
@@ -84,7 +85,7 @@ def import_(torch_path: str | os.PathLike, arch: str | None, out: str | os.PathL
     state, metadata = load_file(path)
     arch = arch if arch is not None else metadata.get(DEFINITION_KEY)
     if arch is None:
-        raise ValueError(f"{path}: no architecture inside; give it with --arch \"torch.nn.Sequential(...)\" "
+        raise UsageError(f"{path}: no architecture inside; give it with --arch \"torch.nn.Sequential(...)\" "
                          "(PyTorch code, or what print(model) shows)")
     model = from_torch_state(state, arch, str(path))
     normalize = None
@@ -92,7 +93,7 @@ def import_(torch_path: str | os.PathLike, arch: str | None, out: str | os.PathL
         try:
             normalize = Normalize(**json.loads(metadata[NORMALIZE_KEY]))
         except (ValueError, TypeError) as e:
-            raise ValueError(f"{path}: __metadata__[{NORMALIZE_KEY!r}] is not a normalisation ({e})") from None
+            raise UsageError(f"{path}: __metadata__[{NORMALIZE_KEY!r}] is not a normalisation ({e})") from None
     written = save(model, out, normalize=normalize, meta={"imported_from": str(path)})
     print(f"wrote {written}: {sum(p.data.size for p in model.parameters()):,} parameters from {path}"
           f"{', with its input normalisation' if normalize else ''}\n{model!r}")
@@ -102,7 +103,7 @@ def import_(torch_path: str | os.PathLike, arch: str | None, out: str | os.PathL
 def _safetensors_path(path: str | os.PathLike, what: str) -> Path:
     path = Path(path)
     if path.suffix != ".safetensors":
-        raise ValueError(f"{path}: {what} must be a .safetensors file (PyTorch's .pt/.pth/.bin are pickles, "
+        raise UsageError(f"{path}: {what} must be a .safetensors file (PyTorch's .pt/.pth/.bin are pickles, "
                          "which can run code; in PyTorch: safetensors.torch.save_file(model.state_dict(), "
                          "'model.safetensors'))")
     return path

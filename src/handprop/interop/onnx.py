@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from ..errors import UsageError
 from ..extras import require
 from ..nn import Module, registry
 from ..serialize import atomic_write
@@ -87,12 +88,12 @@ class Graph:
     def _value(self, value: str | np.ndarray | float, op_type: str) -> str:
         if isinstance(value, str):
             if value not in self._ranks:
-                raise ValueError(f"ONNX export: {op_type} in {self._scope or 'the model'} reads {value!r}, "
+                raise UsageError(f"ONNX export: {op_type} in {self._scope or 'the model'} reads {value!r}, "
                                  "which no node wrote")
             return value
         array = np.asarray(value)
         if array.dtype.kind not in "biuf":
-            raise ValueError(f"ONNX export: {op_type} in {self._scope or 'the model'} got a {array.dtype} "
+            raise UsageError(f"ONNX export: {op_type} in {self._scope or 'the model'} got a {array.dtype} "
                              "constant; expected numbers")
         name = self._array_names.get(id(value)) if isinstance(value, np.ndarray) else None
         if name is None or name in self.initializers:
@@ -152,7 +153,7 @@ def to_onnx(model: Module, input_shape: Sequence[int | str] | None = None, norma
         proto = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        raise ValueError(f"ONNX export of {type(model).__name__}: the graph does not check: {e}") from None
+        raise UsageError(f"ONNX export of {type(model).__name__}: the graph does not check: {e}") from None
     return proto
 
 
@@ -169,7 +170,7 @@ def _check_takes(model: Module, shape: tuple[int | str, ...]) -> None:
     graph would be written, and fail in the runtime. Free axes are not checked."""
     if not all(isinstance(n, str) or isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0
                for n in shape):
-        raise ValueError(f"ONNX export: input_shape must hold positive ints or axis names, got {shape}")
+        raise UsageError(f"ONNX export: input_shape must hold positive ints or axis names, got {shape}")
     if any(isinstance(n, str) for n in shape):
         return
     from ..train.metrics import predict

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..errors import UsageError
 from ..nn import Module, registry
 from ..serialize import load_weights
 from ..serialize import build_model, group
@@ -31,12 +32,12 @@ def from_torch_state(state: Mapping[str, np.ndarray], arch: str | dict[str, Any]
     expected = to_torch_state(model)
     missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
     if missing or unexpected:
-        raise ValueError(f"{where}: does not match the architecture: missing {_few(missing)}, "
+        raise UsageError(f"{where}: does not match the architecture: missing {_few(missing)}, "
                          f"unexpected {_few(unexpected)}")
     for name, want in expected.items():
         got = np.asarray(state[name])
         if got.shape != want.shape or got.dtype.kind != want.dtype.kind:
-            raise ValueError(f"{where}: {name} is {got.dtype} {got.shape}; the architecture expects "
+            raise UsageError(f"{where}: {name} is {got.dtype} {got.shape}; the architecture expects "
                              f"{'a float' if want.dtype.kind == 'f' else want.dtype} array of shape {want.shape}")
     load_weights(model, _convert(model, state, "from_torch"), where)
     return model

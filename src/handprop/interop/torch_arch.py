@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import UsageError
 from ..nn import Module, registry
 
 _TOKEN = re.compile(r"""
@@ -43,7 +44,7 @@ def parse_arch(text: str) -> dict[str, Any] | list:
         try:
             return json.loads(text)
         except ValueError as e:
-            raise ValueError(f"architecture: not valid JSON ({e})") from None
+            raise UsageError(f"architecture: not valid JSON ({e})") from None
     parser = _Parser(text)
     call = parser.call(0)
     parser.expect("end")
@@ -97,7 +98,7 @@ class _Parser:
         while pos < len(text):
             m = _TOKEN.match(text, pos)
             if m is None:
-                raise ValueError(f"architecture: unexpected {text[pos]!r} at character {pos}")
+                raise UsageError(f"architecture: unexpected {text[pos]!r} at character {pos}")
             if m.lastgroup != "space":
                 self.tokens.append((m.lastgroup, m.group(), pos))
             pos = m.end()
@@ -112,7 +113,7 @@ class _Parser:
         if got_kind != kind or (text is not None and got != text):
             wanted = repr(text) if text is not None else "the end" if kind == "end" else f"a {kind}"
             found = repr(got) if got else "the end"
-            raise ValueError(f"architecture: expected {wanted} at character {at}, found {found[:40]}")
+            raise UsageError(f"architecture: expected {wanted} at character {at}, found {found[:40]}")
         self.i += 1
         return got
 
@@ -124,14 +125,14 @@ class _Parser:
             label = self.expect("label") if self.peek()[0] == "label" else None
             if self.peek()[0] == "name" and self.peek(1)[1] == "=":
                 if label:
-                    raise ValueError(f"architecture: label {label} before a keyword in {call.name}")
+                    raise UsageError(f"architecture: label {label} before a keyword in {call.name}")
                 key = self.expect("name")
                 self.i += 1
                 if key in call.kwargs:
-                    raise ValueError(f"architecture: {call.name} is given {key} twice")
+                    raise UsageError(f"architecture: {call.name} is given {key} twice")
                 call.kwargs[key] = self.value(depth)
             elif call.kwargs:
-                raise ValueError(f"architecture: positional argument after keywords in {call.name}, "
+                raise UsageError(f"architecture: positional argument after keywords in {call.name}, "
                                  f"at character {self.peek()[2]}")
             else:
                 call.labels.append(label and label.strip("(): \t\n"))
@@ -144,11 +145,11 @@ class _Parser:
     def value(self, depth: int) -> Any:
         kind, text, at = self.peek()
         if depth > _MAX_DEPTH:
-            raise ValueError(f"architecture: nested deeper than {_MAX_DEPTH} levels")
+            raise UsageError(f"architecture: nested deeper than {_MAX_DEPTH} levels")
         if kind == "name" and text not in _CONSTANTS:
             return self.call(depth + 1)
         if kind not in ("name", "number", "string") and text != "(":
-            raise ValueError(f"architecture: expected a value at character {at}, found {text[:40] or 'the end'!r}")
+            raise UsageError(f"architecture: expected a value at character {at}, found {text[:40] or 'the end'!r}")
         self.i += 1
         if kind == "name":
             return _CONSTANTS[text]
@@ -169,45 +170,45 @@ def _config(call: _Call, where: str) -> dict[str, Any]:
     """The handprop layer config ``call`` means (its arguments checked later, by registry.build)."""
     known = {t.torch_module.name: t for t in _saveable().values() if t.torch_module is not None}
     if call.name not in known:
-        raise ValueError(f"{where}: torch.nn.{call.name} has no handprop equivalent registered; "
+        raise UsageError(f"{where}: torch.nn.{call.name} has no handprop equivalent registered; "
                          f"known: {', '.join(known)}")
     entry = known[call.name]
     spec = entry.torch_module
     where = f"{where} ({call.name})"
     if is_container(entry):
         if call.kwargs:
-            raise ValueError(f"{where}: takes layers only, got {', '.join(call.kwargs)}=")
+            raise UsageError(f"{where}: takes layers only, got {', '.join(call.kwargs)}=")
         for i, (label, child) in enumerate(zip(call.labels, call.args)):
             if label not in (None, str(i)):
-                raise ValueError(f"{where}: child ({label}) is named; only numbered children (0), (1), ... "
+                raise UsageError(f"{where}: child ({label}) is named; only numbered children (0), (1), ... "
                                  "match a state dict handprop reads")
             if not isinstance(child, _Call):
-                raise ValueError(f"{where}: argument {i} is {child!r}, not a layer")
+                raise UsageError(f"{where}: argument {i} is {child!r}, not a layer")
         return {"type": entry.name, "layers": [_config(c, f"{where} layer {i}") for i, c in enumerate(call.args)]}
     if any(call.labels):
-        raise ValueError(f"{where}: (i): labels number the children of a Sequential only")
+        raise UsageError(f"{where}: (i): labels number the children of a Sequential only")
     if len(call.args) > len(spec.positional):
-        raise ValueError(f"{where}: takes at most {len(spec.positional)} positional arguments "
+        raise UsageError(f"{where}: takes at most {len(spec.positional)} positional arguments "
                          f"({', '.join(spec.positional) or 'none'}), got {len(call.args)}")
     config: dict[str, Any] = {"type": entry.name, **dict(zip(spec.positional, call.args))}
     for key, value in call.kwargs.items():
         if key in config:
-            raise ValueError(f"{where}: {key} is given positionally and by keyword")
+            raise UsageError(f"{where}: {key} is given positionally and by keyword")
         if key in spec.fixed and value != spec.fixed[key]:
-            raise ValueError(f"{where}: {key} must be {spec.fixed[key]!r} (as handprop computes it), "
+            raise UsageError(f"{where}: {key} must be {spec.fixed[key]!r} (as handprop computes it), "
                              f"got {value!r}")
         if key not in spec.ignored and key not in spec.fixed:
             config[key] = value
     for key, value in config.items():
         if isinstance(value, _Call):
-            raise ValueError(f"{where}: {key} is a module call, expected a value")
+            raise UsageError(f"{where}: {key} is a module call, expected a value")
     return config
 
 
 def torch_module(entry: registry.LayerType) -> registry.TorchModule:
     """``entry``'s PyTorch description, or a ValueError saying it has none."""
     if entry.torch_module is None:
-        raise ValueError(f"{entry.name} has no PyTorch equivalent registered")
+        raise UsageError(f"{entry.name} has no PyTorch equivalent registered")
     return entry.torch_module
 
 
