@@ -11,7 +11,8 @@ from handprop.trust import TOLERANCE, builtin_cases, trust_matrix
 def test_every_builtin_layer_and_loss_is_in_the_matrix():
     covered = {type(c.module) for c in builtin_cases()}
     expected = {nn.Linear, nn.ReLU, nn.LeakyReLU, nn.GeneralReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.LogSoftmax,
-                nn.Sequential, nn.MSELoss, nn.CrossEntropyLoss, nn.NLLLoss}
+                nn.Sequential, nn.MSELoss, nn.CrossEntropyLoss, nn.NLLLoss,
+                nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten}
     assert covered == expected
 
 

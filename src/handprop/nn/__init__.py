@@ -4,13 +4,17 @@ Every layer and loss type is registered (see :mod:`handprop.nn.registry`) beside
 """
 from . import functional, init, registry
 from .activation import GELU, GeneralReLU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Tanh
+from .conv import Conv2d
+from .flatten import Flatten
 from .linear import Linear
 from .loss import CrossEntropyLoss, Loss, MSELoss, NLLLoss
 from .module import Module, Parameter
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .sequential import Sequential
 
 __all__ = [
     "Parameter", "Module", "Sequential", "Linear",
+    "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten",
     "ReLU", "LeakyReLU", "GeneralReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "LogSoftmax",
     "Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss",
     "functional", "init", "registry",

@@ -28,7 +28,8 @@ import numpy as np
 class Arg:
     """A constructor argument recorded in a model file.
 
-    ``kind`` is int, float, bool, str or ``"layers"`` (a list of nested layer configs);
+    ``kind`` is int, float, bool, str, ``"layers"`` (a list of nested layer configs) or ``"pair"``
+    (an int or ``[height, width]``, e.g. Conv2d's kernel_size; non-negative, positive with ``size``);
     ``size`` marks a dimension (a positive int that a model file must back with its arrays);
     ``read(layer)`` gets the value from a layer where it is not the attribute of that name.
     """
@@ -48,6 +49,9 @@ class Arg:
             if not isinstance(value, list):
                 raise ValueError(f"{where}: {self.name} must be a list of layers, got {type(value).__name__}")
             return value
+        if self.kind == "pair":
+            from .window import pair
+            return pair(value, self.name, where, minimum=1 if self.size else 0)
         ok = (isinstance(value, bool) if self.kind is bool else
               isinstance(value, int) and not isinstance(value, bool) if self.kind is int else
               isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
