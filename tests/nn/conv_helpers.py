@@ -1,8 +1,12 @@
 """What the conv, pooling and flatten tests share: the check of a float64 layer against its
-registered PyTorch twin and its autograd reference, hypothesis pairs, exact-message errors."""
+registered PyTorch twin and its autograd reference, forcing a Conv2d path, hypothesis pairs,
+exact-message errors."""
 from __future__ import annotations
 
+import math
 import re
+from contextlib import contextmanager
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -10,6 +14,7 @@ from engine_helpers import rel_error
 from hypothesis import strategies as st
 
 from handprop.autograd import autograd_grads, torch_forward
+from handprop.nn import conv_gemm
 
 TOL = 1e-6
 BEFORE_FORWARD = "backward() called before forward() (or twice for one forward, or after a forward in eval mode)"
@@ -18,6 +23,15 @@ BEFORE_FORWARD = "backward() called before forward() (or twice for one forward, 
 def raises(message: str):
     """pytest.raises(ValueError) matching the whole message literally."""
     return pytest.raises(ValueError, match=f"^{re.escape(message)}$")
+
+
+@contextmanager
+def conv_path(name: str):
+    """Send every stride-1 Conv2d down one path, ``"shifted"`` or ``"im2col"`` (their thresholds
+    otherwise choose by shape), so that a test covers that path on any shape."""
+    channels, overhead = {"shifted": (1, math.inf), "im2col": (math.inf, 1.0)}[name]
+    with mock.patch.multiple(conv_gemm, SHIFT_MIN_CHANNELS=channels, SHIFT_MAX_OVERHEAD=overhead):
+        yield
 
 
 def pairs(low: int, high: int):

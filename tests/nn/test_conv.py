@@ -12,29 +12,35 @@ from hypothesis import strategies as st
 
 import handprop
 from handprop import nn
+from handprop.nn.conv_gemm import use_shifted
 from handprop.nn.window import pair
 from handprop.serialize import build_model, load_model, save_model
 
-from .conv_helpers import BEFORE_FORWARD, assert_matches_references, pairs, raises
+from .conv_helpers import BEFORE_FORWARD, assert_matches_references, conv_path, pairs, raises
+
+PATHS = ["shifted", "im2col"]
 
 SETTINGS = settings(max_examples=30, deadline=None)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @SETTINGS
 @given(seed=st.integers(0, 2**31), n=st.integers(1, 3), c_in=st.integers(1, 4), c_out=st.integers(1, 4),
-       kernel=pairs(1, 4), stride=pairs(1, 3), padding=pairs(0, 2), extra=st.tuples(st.integers(0, 5), st.integers(0, 5)),
-       bias=st.booleans())
-def test_conv2d_matches_torch_and_autograd(torch, seed, n, c_in, c_out, kernel, stride, padding, extra, bias):
+       kernel=pairs(1, 4), stride=st.one_of(st.just(1), pairs(1, 3)), padding=pairs(0, 2),
+       extra=st.tuples(st.integers(0, 5), st.integers(0, 5)), bias=st.booleans())
+def test_conv2d_matches_torch_and_autograd(torch, path, seed, n, c_in, c_out, kernel, stride, padding, extra, bias):
     (kh, kw), (ph, pw) = pair(kernel, "k", "test"), pair(padding, "p", "test", minimum=0)
     h, w = max(kh - 2 * ph, 1) + extra[0], max(kw - 2 * pw, 1) + extra[1]  # the kernel fits the padded input
     conv = nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=bias, dtype=np.float64, rng=seed)
     x = np.random.default_rng(seed + 1).standard_normal((n, c_in, h, w))
-    out = assert_matches_references(torch, conv, x, seed)
+    with conv_path(path):
+        out = assert_matches_references(torch, conv, x, seed)
     sh, sw = conv.stride
     assert out.shape == (n, c_out, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
 
 
-def test_a_small_cnn_matches_torch_and_autograd_end_to_end(torch):
+@pytest.mark.parametrize("path", PATHS)
+def test_a_small_cnn_matches_torch_and_autograd_end_to_end(torch, path):
     """Conv -> ReLU -> pool -> conv ... -> Flatten -> Linear: every layer reads the previous one's
     channels-last views, and every gradient still equals PyTorch's."""
     model = nn.Sequential(
@@ -44,7 +50,41 @@ def test_a_small_cnn_matches_torch_and_autograd_end_to_end(torch):
         nn.Conv2d(5, 3, 2, dtype=np.float64, rng=3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(3, 2, dtype=np.float64, rng=4))
     x = np.random.default_rng(5).standard_normal((3, 2, 15, 17))
-    assert assert_matches_references(torch, model, x).shape == (3, 2)
+    with conv_path(path):
+        assert assert_matches_references(torch, model, x).shape == (3, 2)
+
+
+def test_the_trust_cases_cover_both_paths_with_the_default_thresholds():
+    entry = nn.registry.lookup(nn.Conv2d)
+    chosen = {c.label: use_shifted(c.kwargs["in_channels"], c.shape[2:], pair(c.kwargs["kernel_size"], "k", "t"),
+                                   pair(c.kwargs.get("stride", 1), "s", "t"), pair(c.kwargs.get("padding", 0), "p", "t", 0))
+              for c in entry.cases}
+    assert set(chosen.values()) == {True, False}, chosen
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_scratch_reuse_never_changes_a_returned_array_or_a_pending_backward(path):
+    """The layer reuses its internal arrays from call to call; what it hands out stays put."""
+    conv = nn.Conv2d(8, 4, 3, padding=1, dtype=np.float64, rng=0)
+    fresh = nn.Conv2d(8, 4, 3, padding=1, dtype=np.float64, rng=0)
+    x1, x2 = np.random.default_rng(1).standard_normal((2, 2, 8, 14, 14))
+    g1, g2 = np.random.default_rng(2).standard_normal((2, 2, 4, 14, 14))
+    with conv_path(path):
+        y1 = conv(x1)
+        y1_copy = y1.copy()
+        dx1 = conv.backward(g1)
+        dx1_copy = dx1.copy()
+        conv(x1)
+        conv(x2)  # replaces the pending forward: backward must use x2, not x1 nor a mix
+        dx2 = conv.backward(g2)
+        fresh(x2)
+        np.testing.assert_array_equal(dx2, fresh.backward(g2))
+        first = nn.Conv2d(8, 4, 3, padding=1, dtype=np.float64, rng=0)
+        first(x1)
+        first.backward(g1)
+    np.testing.assert_array_equal(y1, y1_copy)
+    np.testing.assert_array_equal(dx1, dx1_copy)
+    np.testing.assert_allclose(conv.weight.grad, fresh.weight.grad + first.weight.grad, rtol=1e-13)
 
 
 def test_output_is_a_channels_last_view_that_the_next_conv_reads_without_a_copy():

@@ -1,13 +1,12 @@
-"""Conv2d: 2-D cross-correlation as one patch matrix and one GEMM per pass (im2col, channels last).
+"""Conv2d: 2-D cross-correlation as matrix products over channels-last pixels.
 
 The API is PyTorch's: input (N, C_in, H, W), output (N, C_out, OH, OW), weight
 (C_out, C_in, kh, kw), so weights move between the two libraries without a permutation.
-Inside, the input is read through its (N, H, W, C) view (see :mod:`handprop.nn.window`): each
-output pixel's patch is kh*kw runs of C_in contiguous channels, copied once into the patch
-matrix (N*OH*OW, kh*kw*C_in). Forward is ``patches @ kernel``, whose (N*OH*OW, C_out) result
-is returned as an (N, C_out, OH, OW) view of (N, OH, OW, C_out) memory; a following Conv2d
-or pool reads that view back without a copy. Backward is two GEMMs on the saved patches,
-and dL/dx is scattered back as kh*kw strided ``+=`` (:func:`~handprop.nn.window.add_windows`).
+Inside, the input is read through its (N, H, W, C) view (see :mod:`handprop.nn.window`), where
+a pixel's channels are one contiguous row, and the (N*OH*OW, C_out) product is returned as an
+(N, C_out, OH, OW) view of (N, OH, OW, C_out) memory, which a following Conv2d or pool reads
+back without a copy. The products themselves are in :mod:`handprop.nn.conv_gemm`: shifted
+GEMMs for stride 1 and enough channels, im2col otherwise.
 """
 from __future__ import annotations
 
@@ -18,8 +17,9 @@ import numpy as np
 from .._random import resolve_rng
 from . import init as _init
 from .module import Module, Parameter
+from .conv_gemm import Scratch, im2col_backward, im2col_forward, shifted_backward, shifted_forward, use_shifted
 from .registry import Arg, Case, register
-from .window import Pair, add_windows, crop_hw, nhwc, output_size, pad_hw, pair, show, windows
+from .window import Pair, nhwc, output_size, pair, show
 
 
 def _conv2d_reference(layer: Conv2d):
@@ -53,7 +53,14 @@ def _conv2d_torch(torch, layer: Conv2d):
                  Case("Conv2d(5x5, p2, no bias)", (3, 1, 7, 7),
                       {"in_channels": 1, "out_channels": 3, "kernel_size": 5, "padding": 2, "bias": False, "rng": 3}),
                  Case("Conv2d(1x1, s3)", (2, 4, 5, 5),
-                      {"in_channels": 4, "out_channels": 3, "kernel_size": 1, "stride": 3, "rng": 4})])
+                      {"in_channels": 4, "out_channels": 3, "kernel_size": 1, "stride": 3, "rng": 4}),
+                 # stride 1 and 8+ channels on a grid with small margins: the shifted-GEMM path
+                 Case("Conv2d(8 -> 2, 3x3, p1)", (1, 8, 14, 13),
+                      {"in_channels": 8, "out_channels": 2, "kernel_size": 3, "padding": 1, "rng": 5}),
+                 Case("Conv2d(8->3, 1x3, p0x1)", (2, 8, 4, 6),
+                      {"in_channels": 8, "out_channels": 3, "kernel_size": (1, 3), "padding": (0, 1), "rng": 6}),
+                 Case("Conv2d(9 -> 2, 1x1)", (2, 9, 3, 4), {"in_channels": 9, "out_channels": 2, "kernel_size": 1,
+                                                           "bias": False, "rng": 7})])
 class Conv2d(Module):
     """2-D convolution (cross-correlation, as PyTorch). Input (N, C_in, H, W) -> (N, C_out, OH, OW),
     OH = (H + 2 * padding - kh) // stride + 1 (likewise OW).
@@ -80,6 +87,7 @@ class Conv2d(Module):
         self.padding = pair(padding, "padding", "Conv2d", minimum=0)
         self.weight = Parameter(np.empty((self.out_channels, self.in_channels, *self.kernel_size), dtype=dtype))
         self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
+        self._scratch = Scratch()
         self.reset_parameters(rng)
 
     def reset_parameters(self, rng: np.random.Generator | int | None = None) -> None:
@@ -96,37 +104,35 @@ class Conv2d(Module):
         if x.dtype != w.dtype:
             raise ValueError(f"{self!r} expected {w.dtype} input, got {x.dtype} "
                              f"(convert with x.astype(np.{w.dtype}) or model.to(np.{x.dtype}))")
-        n = x.shape[0]
-        oh, ow = output_size(xh.shape[1:3], self.kernel_size, self.stride, self.padding, self)
-        patches = np.empty((n, oh, ow, *self.kernel_size, self.in_channels), dtype=w.dtype)
-        np.copyto(patches, windows(pad_hw(xh, self.padding), self.kernel_size, self.stride))
-        patches = patches.reshape(n * oh * ow, -1)
-        kernel = w.transpose(2, 3, 1, 0).reshape(-1, self.out_channels)  # rows in the patches' (kh, kw, C) order
-        out = patches @ kernel
-        if self.bias is not None:
-            out += self.bias.data
-        self._save(patches, kernel, x.shape)
-        return out.reshape(n, oh, ow, self.out_channels).transpose(0, 3, 1, 2)
+        size = xh.shape[1:3]
+        out_size = output_size(size, self.kernel_size, self.stride, self.padding, self)
+        bias = self.bias.data if self.bias is not None else None
+        shifted = use_shifted(self.in_channels, size, self.kernel_size, self.stride, self.padding)
+        if shifted:
+            out, saved = shifted_forward(xh, w, bias, self.padding, self._scratch)
+        else:
+            out, saved = im2col_forward(xh, w, bias, self.stride, self.padding, out_size, self._scratch)
+        self._save(shifted, saved, x.shape)
+        return out.transpose(0, 3, 1, 2)
 
     def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        patches, kernel, (n, _, h, w) = self._saved()
-        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        shifted, saved, (n, _, h, w) = self._saved()
         oh, ow = output_size((h, w), self.kernel_size, self.stride, self.padding, self)
         if grad_output.shape != (n, self.out_channels, oh, ow):
             raise ValueError(f"{self!r}.backward expected grad_output of shape "
                              f"{(n, self.out_channels, oh, ow)}, got {grad_output.shape}")
-        g = grad_output.transpose(0, 2, 3, 1).reshape(-1, self.out_channels)  # no copy if it is our layout
-        # dL/dW = g^T patches, whose columns come in (kh, kw, C) order: permute the small result.
-        grad_w = (g.T @ patches).reshape(self.out_channels, kh, kw, self.in_channels)
-        self.weight.grad += grad_w.transpose(0, 3, 1, 2)
-        if self.bias is not None:
-            self.bias.grad += np.add.reduce(g, axis=0)
-        if not input_grad:
-            return None
-        grad_patches = (g @ kernel.T).reshape(n, oh, ow, kh, kw, self.in_channels)
-        grad_x = np.zeros((n, h + 2 * ph, w + 2 * pw, self.in_channels), dtype=grad_patches.dtype)
-        add_windows(grad_patches, grad_x, self.stride)
-        return crop_hw(grad_x, self.padding).transpose(0, 3, 1, 2)
+        g = grad_output.transpose(0, 2, 3, 1)
+        bias = self.bias is not None
+        if shifted:
+            grad_w, grad_b, grad_x = shifted_backward(saved, g, self.weight.data, self.padding, bias, input_grad,
+                                                      self._scratch)
+        else:
+            grad_w, grad_b, grad_x = im2col_backward(saved, g, self.weight.data, self.stride, self.padding, (h, w),
+                                                     bias, input_grad, self._scratch)
+        self.weight.grad += grad_w
+        if bias:
+            self.bias.grad += grad_b
+        return None if grad_x is None else grad_x.transpose(0, 3, 1, 2)
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels} -> {self.out_channels}, kernel_size={show(self.kernel_size)}"

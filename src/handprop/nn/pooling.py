@@ -20,7 +20,12 @@ def _unfold(x, layer: _Pool2d):
 
 
 class _Pool2d(Module):
-    """Shared by MaxPool2d and AvgPool2d: a kernel and a stride (default: the kernel), no padding."""
+    """Shared by MaxPool2d and AvgPool2d: a kernel and a stride (default: the kernel), no padding.
+
+    They work channels last: an input with its channels not innermost in memory (e.g. a
+    channels-first array) is copied so that they are. Otherwise every elementwise step over a
+    window position would run NumPy loops as short as the output width (3 for 7x7 -> 3x3).
+    """
 
     def __init__(self, kernel_size: int | Pair, stride: int | Pair | None = None):
         name = type(self).__name__
@@ -31,22 +36,24 @@ class _Pool2d(Module):
         """The (N, OH, OW, kh, kw, C) view of every window of ``x``; ValueError if ``x`` cannot be pooled."""
         xh = nhwc(x, self)
         output_size(xh.shape[1:3], self.kernel_size, self.stride, (0, 0), self)
+        if xh.strides[3] != xh.itemsize:
+            xh = np.ascontiguousarray(xh)
         return windows(xh, self.kernel_size, self.stride)
 
-    def _grad_windows_shape(self, grad_output: np.ndarray, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """(N, OH, OW, kh, kw, C) for an input of ``in_shape``; ValueError unless ``grad_output`` is (N, C, OH, OW)."""
+    def _grad(self, grad_output: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
+        """The (N, OH, OW, C) view of ``grad_output``; ValueError unless it is (N, C, OH, OW)."""
         n, c, h, w = in_shape
         oh, ow = output_size((h, w), self.kernel_size, self.stride, (0, 0), self)
         if grad_output.shape != (n, c, oh, ow):
             raise ValueError(f"{self!r}.backward expected grad_output of shape {(n, c, oh, ow)}, "
                              f"got {grad_output.shape}")
-        return (n, oh, ow, *self.kernel_size, c)
+        return grad_output.transpose(0, 2, 3, 1)
 
-    def _scatter(self, grad_windows: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
-        """dL/dx (N, C, H, W) from each window's gradient, as a view of (N, H, W, C) memory."""
+    def _scatter(self, window_grad, in_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """dL/dx (N, C, H, W), channels last in memory, from each window element's gradient."""
         n, c, h, w = in_shape
-        grad_x = np.zeros((n, h, w, c), dtype=grad_windows.dtype)
-        return add_windows(grad_windows, grad_x, self.stride).transpose(0, 3, 1, 2)
+        grad_x = np.zeros((n, h, w, c), dtype)
+        return add_windows(grad_x, window_grad, self.kernel_size, self.stride).transpose(0, 3, 1, 2)
 
     def extra_repr(self) -> str:
         text = f"kernel_size={show(self.kernel_size)}"
@@ -74,25 +81,25 @@ class MaxPool2d(_Pool2d):
         kh, kw = self.kernel_size
         out = win[:, :, :, 0, 0].copy()
         arg = np.zeros(out.shape, dtype=np.min_scalar_type(kh * kw - 1)) if self.training else None
+        # Arithmetic, not masked writes (np.copyto(where=), arg[mask] = k): those branch per
+        # element on a random mask and ran 30x slower.
         for k in range(1, kh * kw):
             candidate = win[:, :, :, k // kw, k % kw]
-            wins = (candidate > out) | np.isnan(candidate)  # strictly greater: the first maximum stays
-            np.copyto(out, candidate, where=wins)
             if arg is not None:
-                arg[wins] = k
+                wins = np.greater(candidate, out)  # strictly: on a tie the first maximum stays
+                wins |= np.isnan(candidate)
+                arg += wins * (arg.dtype.type(k) - arg)  # k where the candidate wins
+            np.maximum(out, candidate, out=out)  # (a NaN on either side wins, as in PyTorch)
         self._save(arg, x.shape)
         return out.transpose(0, 3, 1, 2)
 
     def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         arg, in_shape = self._saved()
-        self._grad_windows_shape(grad_output, in_shape)
+        g = self._grad(grad_output, in_shape)
         if not input_grad:
             return None
-        kh, kw = self.kernel_size
-        position = np.arange(kh * kw, dtype=arg.dtype).reshape(kh, kw, 1)
-        g = grad_output.transpose(0, 2, 3, 1)[:, :, :, None, None, :]
-        routed = np.where(arg[:, :, :, None, None, :] == position, g, grad_output.dtype.type(0))
-        return self._scatter(routed, in_shape)
+        kw = self.kernel_size[1]
+        return self._scatter(lambda i, j: np.multiply(g, arg == i * kw + j, dtype=g.dtype), in_shape, g.dtype)
 
 
 @register(args=_POOL_ARGS, tensor=lambda layer: lambda x: _unfold(x, layer).mean(axis=(4, 5)),
@@ -108,12 +115,12 @@ class AvgPool2d(_Pool2d):
 
     def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         (in_shape,) = self._saved()
-        shape = self._grad_windows_shape(grad_output, in_shape)
+        g = self._grad(grad_output, in_shape)
         if not input_grad:
             return None
         kh, kw = self.kernel_size
-        share = grad_output.transpose(0, 2, 3, 1)[:, :, :, None, None, :] / (kh * kw)
-        return self._scatter(np.broadcast_to(share, shape), in_shape)
+        share = g / (kh * kw)
+        return self._scatter(lambda i, j: share, in_shape, g.dtype)
 
 
 @register(args=(Arg("output_size", int, choices=(1,)),),

@@ -7,6 +7,8 @@ result of a GEMM over patches is already (N, H, W, C) memory, returned as an (N,
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -46,39 +48,24 @@ def output_size(size: Pair, kernel: Pair, stride: Pair, padding: Pair, layer: ob
     return (padded[0] - kernel[0]) // stride[0] + 1, (padded[1] - kernel[1]) // stride[1] + 1
 
 
-def pad_hw(x: np.ndarray, padding: Pair) -> np.ndarray:
-    """(N, H, W, C) -> zero-padded (N, H + 2ph, W + 2pw, C); ``x`` itself when there is no padding."""
-    ph, pw = padding
-    if ph == 0 and pw == 0:
-        return x
-    n, h, w, c = x.shape
-    out = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
-    out[:, ph:ph + h, pw:pw + w] = x
-    return out
-
-
-def crop_hw(x: np.ndarray, padding: Pair) -> np.ndarray:
-    """The inverse of :func:`pad_hw` (a view)."""
-    ph, pw = padding
-    return x[:, ph:x.shape[1] - ph, pw:x.shape[2] - pw]
-
-
 def windows(x: np.ndarray, kernel: Pair, stride: Pair) -> np.ndarray:
     """(N, H, W, C) -> the read-only view (N, OH, OW, kh, kw, C) of every window (no copy)."""
     view = sliding_window_view(x, kernel, axis=(1, 2))[:, ::stride[0], ::stride[1]]
     return view.transpose(0, 1, 2, 4, 5, 3)
 
 
-def add_windows(grad: np.ndarray, out: np.ndarray, stride: Pair) -> np.ndarray:
-    """The adjoint of :func:`windows`: add each window's gradient (N, OH, OW, kh, kw, C) into
-    ``out`` (N, H, W, C) where the window was read from, and return ``out``.
+def add_windows(out: np.ndarray, window_grad: Callable[[int, int], np.ndarray], kernel: Pair,
+                stride: Pair) -> np.ndarray:
+    """The adjoint of :func:`windows`: for every kernel offset (i, j), add ``window_grad(i, j)``
+    (N, OH, OW, C), the gradient of element (i, j) of every window, into ``out`` (N, H, W, C)
+    where that element was read; return ``out``.
 
     One strided ``+=`` per kernel offset (kh * kw of them), each over the whole batch;
     overlapping windows accumulate. ``np.add.at`` would do it in one call but 4-12x slower.
     """
-    _, oh, ow, kh, kw, _ = grad.shape
-    sh, sw = stride
+    (kh, kw), (sh, sw) = kernel, stride
+    oh, ow = (out.shape[1] - kh) // sh + 1, (out.shape[2] - kw) // sw + 1
     for i in range(kh):
         for j in range(kw):
-            out[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += grad[:, :, :, i, j]
+            out[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += window_grad(i, j)
     return out
