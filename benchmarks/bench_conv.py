@@ -12,8 +12,9 @@ and the same batches, use the same number of threads (NumPy's BLAS via threadpoo
 handprop, PyTorch, handprop, ... for ``--rounds`` rounds, so a busy machine slows both alike.
 A child times ``--steps`` steps after a warm-up and reports the median step; the parent
 prints per-library medians and ranges over the rounds, and the ratio handprop / PyTorch per
-round (median and range). The first step's loss (cnn) or output sum (conv) must agree
-between the libraries (else the row is marked VOID).
+round (median and range), by wall clock and by CPU time (all threads; on a shared machine
+the single-thread CPU time is the steadier figure). The first step's loss (cnn) or output
+sum (conv) must agree between the libraries (else the row is marked VOID).
 
     python benchmarks/bench_conv.py [--rounds 7] [--steps 20] [--threads 1 2] [--only conv cnn]
 """
@@ -132,7 +133,8 @@ def torch_step(workload: str):
 
 
 def child(library: str, workload: str, threads: int, steps: int) -> None:
-    """Time ``steps`` steps in this process; print JSON {the first step's output sum or loss, median seconds}."""
+    """Time ``steps`` steps in this process; print JSON {the first step's output sum or loss, median
+    wall seconds, median CPU seconds (all threads)}."""
     if library == "torch":
         import torch
         torch.set_num_threads(threads)
@@ -145,12 +147,13 @@ def child(library: str, workload: str, threads: int, steps: int) -> None:
     first = float(np.sum(np.asarray(out.detach() if library == "torch" else out, dtype=np.float64)))
     for i in range(1, 4):
         step(i)
-    times = []
+    times, cpu = [], []
     for i in range(steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step(i)
         times.append(time.perf_counter() - t0)
-    print(json.dumps({"loss": first, "seconds": statistics.median(times)}))
+        cpu.append(time.process_time() - c0)
+    print(json.dumps({"loss": first, "seconds": statistics.median(times), "cpu": statistics.median(cpu)}))
 
 
 def run_child(library: str, workload: str, threads: int, steps: int) -> dict:
@@ -172,13 +175,15 @@ def compare(workload: str, threads: int, rounds: int, steps: int) -> None:
         for library in results:  # A B A B ...: each round one fresh process per library
             results[library].append(run_child(library, workload, threads, steps))
             time.sleep(0.2)
-    hp = [r["seconds"] for r in results["handprop"]]
-    pt = [r["seconds"] for r in results["torch"]]
-    ratios = [a / b for a, b in zip(hp, pt)]
     loss_hp, loss_pt = results["handprop"][0]["loss"], results["torch"][0]["loss"]
     agree = abs(loss_hp - loss_pt) <= 1e-3 * max(1.0, abs(loss_pt))
-    print(f"{workload:<5}{threads:>3} thr  handprop {spread(hp, 1e3)} ms   PyTorch {spread(pt, 1e3)} ms   "
-          f"ratio {spread(ratios, fmt='.2f')}x" + ("" if agree else f"   VOID: losses {loss_hp} vs {loss_pt}"))
+    for clock in ("seconds", "cpu"):
+        hp = [r[clock] for r in results["handprop"]]
+        pt = [r[clock] for r in results["torch"]]
+        ratios = [a / b for a, b in zip(hp, pt)]
+        print(f"{workload:<5}{threads:>3} thr {'wall' if clock == 'seconds' else 'CPU':>4}  handprop {spread(hp, 1e3)} ms"
+              f"   PyTorch {spread(pt, 1e3)} ms   ratio {spread(ratios, fmt='.2f')}x"
+              + ("" if agree else f"   VOID: losses {loss_hp} vs {loss_pt}"))
 
 
 def main(argv: list[str] | None = None) -> None:

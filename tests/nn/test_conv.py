@@ -133,14 +133,16 @@ def test_float32_by_default_end_to_end():
     assert nn.Conv2d(2, 3, 3, dtype=np.float64)(np.ones((1, 2, 3, 3))).dtype == np.float64
 
 
-def test_input_grad_false_returns_none_and_still_fills_the_parameter_gradients():
+@pytest.mark.parametrize("path", PATHS)
+def test_input_grad_false_returns_none_and_still_fills_the_parameter_gradients(path):
     x = np.random.default_rng(0).standard_normal((2, 1, 7, 7))
-    g = np.random.default_rng(1).standard_normal((2, 4, 4, 4))
-    full, first = (nn.Conv2d(1, 4, 3, stride=2, padding=1, dtype=np.float64, rng=0) for _ in range(2))
-    full(x)
-    assert full.backward(g) is not None
-    first(x)
-    assert first.backward(g, input_grad=False) is None
+    g = np.random.default_rng(1).standard_normal((2, 4, 7, 7))
+    full, first = (nn.Conv2d(1, 4, 3, padding=1, dtype=np.float64, rng=0) for _ in range(2))
+    with conv_path(path):
+        full(x)
+        assert full.backward(g) is not None
+        first(x)
+        assert first.backward(g, input_grad=False) is None
     for a, b in zip(first.parameters(), full.parameters()):
         assert np.abs(a.grad).max() > 0
         np.testing.assert_array_equal(a.grad, b.grad)
@@ -160,10 +162,13 @@ def test_parameter_gradients_accumulate_until_zero_grad():
     assert all(not p.grad.any() for p in conv.parameters())
 
 
-def test_eval_mode_keeps_nothing_for_backward():
-    conv = nn.Conv2d(1, 2, 3, rng=0).eval()
-    out = conv(np.ones((2, 1, 5, 5), np.float32))
+@pytest.mark.parametrize("path", PATHS)
+def test_eval_mode_keeps_nothing_for_backward(path):
+    conv = nn.Conv2d(1, 2, 3, padding=1, rng=0).eval()
+    with conv_path(path):
+        out = conv(np.ones((2, 1, 5, 5), np.float32))
     assert "_cache" not in vars(conv)
+    assert not conv._scratch._arrays, "eval-mode inference left internal arrays behind"
     with pytest.raises(RuntimeError, match=re.escape(BEFORE_FORWARD)):
         conv.backward(np.ones_like(out))
     conv.train()

@@ -107,11 +107,14 @@ class Conv2d(Module):
         size = xh.shape[1:3]
         out_size = output_size(size, self.kernel_size, self.stride, self.padding, self)
         bias = self.bias.data if self.bias is not None else None
+        # Training steps reuse the layer's internal arrays; eval-mode inference (maybe one huge
+        # batch) keeps nothing once it returns.
+        scratch = self._scratch if self.training else Scratch()
         shifted = use_shifted(self.in_channels, size, self.kernel_size, self.stride, self.padding)
         if shifted:
-            out, saved = shifted_forward(xh, w, bias, self.padding, self._scratch)
+            out, saved = shifted_forward(xh, w, bias, self.padding, scratch)
         else:
-            out, saved = im2col_forward(xh, w, bias, self.stride, self.padding, out_size, self._scratch)
+            out, saved = im2col_forward(xh, w, bias, self.stride, self.padding, out_size, scratch)
         self._save(shifted, saved, x.shape)
         return out.transpose(0, 3, 1, 2)
 
