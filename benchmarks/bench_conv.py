@@ -55,24 +55,28 @@ def torch_model(model):
         if isinstance(layer, nn.Conv2d):
             t = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding)
             t.weight.data.copy_(torch.from_numpy(layer.weight.data))
+            t.bias.data.copy_(torch.from_numpy(layer.bias.data))
         elif isinstance(layer, nn.Linear):
             t = torch.nn.Linear(layer.in_features, layer.out_features)
             t.weight.data.copy_(torch.from_numpy(layer.weight.data.T.copy()))
-        else:
-            t = {nn.ReLU: torch.nn.ReLU(), nn.Flatten: torch.nn.Flatten()}.get(type(layer)) or \
-                torch.nn.MaxPool2d(layer.kernel_size, layer.stride)
-        if getattr(layer, "bias", None) is not None:
             t.bias.data.copy_(torch.from_numpy(layer.bias.data))
+        elif isinstance(layer, nn.MaxPool2d):
+            t = torch.nn.MaxPool2d(layer.kernel_size, layer.stride)
+        elif isinstance(layer, nn.ReLU):
+            t = torch.nn.ReLU()
+        else:
+            t = torch.nn.Flatten()
         layers.append(t)
     return torch.nn.Sequential(*layers)
 
 
 def batches(workload: str, count: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` (input, upstream gradient) pairs for ``conv``, (images, labels) for ``cnn``."""
     rng = np.random.default_rng(SEED)
-    shape = (BATCH, 32, 28, 28) if workload == "conv" else (BATCH, 1, 28, 28)
-    out_shape = (BATCH, 64, 28, 28) if workload == "conv" else (BATCH,)
-    return [(rng.standard_normal(shape, dtype=np.float32),
-             rng.standard_normal(out_shape, dtype=np.float32) if workload == "conv" else rng.integers(0, 10, BATCH))
+    if workload == "conv":
+        return [(rng.standard_normal((BATCH, 32, 28, 28), dtype=np.float32),
+                 rng.standard_normal((BATCH, 64, 28, 28), dtype=np.float32)) for _ in range(count)]
+    return [(rng.standard_normal((BATCH, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, BATCH))
             for _ in range(count)]
 
 
