@@ -1,8 +1,9 @@
 """Pooling over (N, C, H, W): MaxPool2d, AvgPool2d and global average pooling (AdaptiveAvgPool2d(1)).
 
 Like Conv2d they compute on the (N, H, W, C) view of the input and return (N, C, OH, OW)
-views of (N, OH, OW, C) memory (see :mod:`handprop.nn.window`), so a Conv2d -> ReLU -> pool
-chain never transposes a copy. Their backward passes have no parameters to fill.
+views of (N, OH, OW, C) memory (see :mod:`handprop.nn.window`): a Conv2d's output is read
+without a copy, a channels-first input is copied once. Their backward passes have no
+parameters to fill.
 """
 from __future__ import annotations
 
