@@ -148,13 +148,18 @@ def _layer_shapes(config: Any, where: str, depth: int, integers: set[str]) -> di
     named = f"{where} ({entry.name})"  # as the registry names it
     for arg in sizes + nested:
         arg.check(config[arg.name], named)
+    # Each size argument (each element of a pair) gets its own prime in each probe.
+    slots = [(a, i) for a in sizes for i in ((0, 1) if a.kind == "pair" else (None,))]
     probes = []
     for primes in _PROBES:
-        probe = {**config, **{a.name: p for a, p in zip(sizes, primes)}, **{a.name: [] for a in nested}}
+        values: dict[str, Any] = {}
+        for (a, i), p in zip(slots, primes):
+            values[a.name] = p if i is None else [*values.get(a.name, []), p]
+        probe = {**config, **values, **{a.name: [] for a in nested}}
         state = registry.build(probe, where, Module).state_dict()
         probes.append({n: a.shape for n, a in state.items()})
     integers.update(n for n, a in state.items() if np.issubdtype(a.dtype, np.integer))
-    follows = {(a_prime, b_prime): a.name for a, a_prime, b_prime in zip(sizes, *_PROBES)}
+    follows = {(a_prime, b_prime): slot for slot, a_prime, b_prime in zip(slots, *_PROBES)}
     shapes, backed = {}, set()
     for name, shape in probes[0].items():
         dims = []
@@ -163,8 +168,10 @@ def _layer_shapes(config: Any, where: str, depth: int, integers: set[str]) -> di
                 if (a_dim, b_dim) not in follows:
                     raise TypeError(f"{entry.name}.{name}: a dimension that is not one of the size arguments; "
                                     "model files cannot check it")
-                backed.add(follows[a_dim, b_dim])
-                a_dim = config[follows[a_dim, b_dim]]
+                arg, i = follows[a_dim, b_dim]
+                backed.add(arg.name)
+                value = config[arg.name]
+                a_dim = value if i is None or isinstance(value, int) else value[i]
             dims.append(a_dim)
         shapes[name] = tuple(dims)
     unbacked = [a.name for a in sizes if a.name not in backed]

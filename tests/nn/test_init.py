@@ -18,9 +18,10 @@ def _w(dtype=np.float64):
     return np.empty(SHAPE, dtype=dtype)
 
 
-def test_fans_follow_the_in_out_layout():
+def test_fans_follow_the_linear_and_conv_layouts():
     assert init.fans(np.empty((784, 50))) == (784, 50)
-    assert init.fans(np.empty((3, 4, 5))) == (15, 20)  # receptive field multiplies both
+    assert init.fans(np.empty((3, 4, 5))) == (20, 15)  # conv layout (out, in, *kernel), as PyTorch
+    assert init.fans(np.empty((32, 1, 3, 3))) == (9, 288)
     assert init.fans(np.empty(7)) == (7, 7)
     with pytest.raises(ValueError, match=r"fans: expected at least a 1-D weight, got shape \(\)"):
         init.fans(np.empty(()))

@@ -103,7 +103,7 @@ def test_save_and_load_model(tmp_path):
 
 def test_build_model_rejects_unknown_layers(tmp_path):
     with pytest.raises(ValueError, match="unknown layer type"):
-        build_model([{"type": "Conv2d"}])
+        build_model([{"type": "Conv3d"}])
     with pytest.raises(ValueError, match="layer 0"):
         build_model([{"type": "Linear", "in_features": 3}])
     save_arrays(tmp_path / "plain.npz", {"w": np.zeros(2)})

@@ -1,7 +1,9 @@
-"""Weight initialisers, in place, PyTorch's formulas for handprop's (in, out) weight layout.
+"""Weight initialisers, in place, PyTorch's formulas for handprop's weight layouts.
 
 handprop stores a Linear weight as (in_features, out_features), so fan_in is ``shape[0]`` and
-fan_out is ``shape[1]`` (PyTorch's (out, in) layout has them the other way round).
+fan_out is ``shape[1]`` (PyTorch's (out, in) layout has them the other way round). A Conv2d
+weight is (out_channels, in_channels, kh, kw) exactly as PyTorch's, so there fan_in is
+``shape[1] * kh * kw`` and fan_out ``shape[0] * kh * kw``.
 Every draw goes through a ``numpy.random.Generator``: pass ``rng=`` or seed with
 ``handprop.manual_seed``.
 """
@@ -33,13 +35,16 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 
 def fans(array: np.ndarray) -> tuple[int, int]:
-    """(fan_in, fan_out) of a weight stored (in, out); a 1-D array is its own fan_in."""
+    """(fan_in, fan_out): of a Linear weight (in, out), of a convolution weight (out, in, *kernel)
+    (each times the kernel size); a 1-D array is its own fan_in and fan_out."""
     if array.ndim < 1:
         raise ValueError(f"fans: expected at least a 1-D weight, got shape {array.shape}")
-    fan_in = array.shape[0]
-    fan_out = array.shape[1] if array.ndim > 1 else array.shape[0]
+    if array.ndim == 1:
+        return array.shape[0], array.shape[0]
+    if array.ndim == 2:
+        return array.shape[0], array.shape[1]
     receptive = math.prod(array.shape[2:])
-    return fan_in * receptive, fan_out * receptive
+    return array.shape[1] * receptive, array.shape[0] * receptive
 
 
 def _array(t: np.ndarray | Parameter) -> np.ndarray:

@@ -31,8 +31,10 @@ import numpy as np
 class Arg:
     """A constructor argument recorded in a model file.
 
-    ``kind`` is int, float, bool, str or ``"layers"`` (a list of nested layer configs);
+    ``kind`` is int, float, bool, str, ``"layers"`` (a list of nested layer configs) or ``"pair"``
+    (an int or ``[height, width]``, e.g. Conv2d's kernel_size; non-negative, positive with ``size``);
     ``size`` marks a dimension (a positive int that a model file must back with its arrays);
+    ``positive``: at least 1 without being a dimension (a stride, a pooling window);
     ``read(layer)`` gets the value from a layer where it is not the attribute of that name.
     """
 
@@ -41,6 +43,7 @@ class Arg:
     choices: tuple = ()
     optional: bool = False
     size: bool = False
+    positive: bool = False
     read: Callable[[Any], Any] | None = None
 
     def check(self, value: Any, where: str) -> Any:
@@ -51,6 +54,9 @@ class Arg:
             if not isinstance(value, list):
                 raise ValueError(f"{where}: {self.name} must be a list of layers, got {type(value).__name__}")
             return value
+        if self.kind == "pair":
+            from .window import pair
+            return pair(value, self.name, where, minimum=1 if self.size or self.positive else 0)
         ok = (isinstance(value, bool) if self.kind is bool else
               isinstance(value, int) and not isinstance(value, bool) if self.kind is int else
               isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
@@ -60,7 +66,7 @@ class Arg:
                              f"{' or null' if self.optional else ''}, got {value!r}")
         if self.choices and value not in self.choices:
             raise ValueError(f"{where}: {self.name} must be one of {', '.join(map(repr, self.choices))}, got {value!r}")
-        if self.size and value <= 0:
+        if (self.size or self.positive) and value <= 0:
             raise ValueError(f"{where}: {self.name} must be a positive integer, got {value!r}")
         return float(value) if self.kind is float else value
 

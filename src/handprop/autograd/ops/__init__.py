@@ -4,7 +4,7 @@ makes them Tensor methods and operators (``x.relu()``, ``x @ w``, ``x.sum(axis=0
 * ``arithmetic``: ``+ - * / ** @``, negation, comparisons, in-place updates
 * ``unary``: exp, log, sqrt, abs, erf and the activations relu, leaky_relu, tanh, sigmoid, clamp
 * ``reduction``: sum, mean, var, max, min, logsumexp, log_softmax, softmax
-* ``movement``: reshape, flatten, squeeze, unsqueeze, transpose, T, indexing, astype
+* ``movement``: reshape, flatten, squeeze, unsqueeze, transpose, T, indexing, pad, unfold, astype
 """
 from __future__ import annotations
 
