@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from handprop import nn
-from handprop.nn.hooks import HookGroup
+from handprop.nn.hooks import HookGroup, named_layers
 
 
 def _mlp():
@@ -150,3 +150,14 @@ def test_bad_registrations_are_clear_errors():
     layer.forward = lambda x: x
     with pytest.raises(ValueError, match="has its own forward attribute"):
         layer.register_forward_hook(lambda *a: None)
+
+
+def test_named_layers_lists_each_module_once_in_tree_order():
+    shared = nn.Linear(3, 3)
+    inner = nn.Sequential(nn.ReLU(), shared)
+    model = nn.Sequential(shared, inner, nn.Tanh())
+    assert list(named_layers(model).items()) == [(shared, "layers.0"), (inner[0], "layers.1.layers.0"),
+                                                 (model[2], "layers.2")]
+    assert list(named_layers(model, leaves_only=False).values()) == [
+        "Sequential", "layers.0", "layers.1", "layers.1.layers.0", "layers.2"]
+    assert named_layers(shared) == {shared: "Linear"}

@@ -114,12 +114,13 @@ def test_every_records_every_nth_step_and_cancelled_steps_are_skipped():
     assert all(len(log.grad_norm) == len(log.update_ratio) == 2 for log in stats.params)
 
 
-def test_chosen_modules_only():
+def test_chosen_modules_only_even_a_container():
     learn = _learner([])
-    stats = ActivationStats(modules=[learn.model[1]])
+    stats = ActivationStats(modules=[learn.model[1], learn.model])
     learn.add_callback(stats)
     learn.fit(1)
-    assert [log.name for log in stats.layers] == ["layers.1"]
+    assert [log.name for log in stats.layers] == ["layers.1", "Sequential"]
+    np.testing.assert_array_equal(stats.layers[1].hist[-1].sum(), 16 * 3)  # the model's output
 
 
 def test_summary_invariants_out_of_range_and_non_finite_values():
@@ -198,7 +199,7 @@ def test_bad_arguments_are_clear_errors(kwargs, message):
 
 def test_a_module_outside_the_model_is_an_error():
     learn = _learner([ActivationStats(modules=[nn.ReLU()])])
-    with pytest.raises(ValueError, match="ReLU\\(\\) is not a layer of the model being trained"):
+    with pytest.raises(ValueError, match="ReLU\\(\\) is not part of the model being trained"):
         learn.fit(1)
 
 

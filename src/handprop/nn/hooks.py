@@ -66,6 +66,14 @@ class HookGroup:
         self.remove()
 
 
+def named_layers(model: Any, leaves_only: bool = True) -> dict[Any, str]:
+    """Every module of ``model`` -> its dotted name (``layers.0``; the class name for ``model``
+    itself), each once, in tree order; only those without children (what hooks usually watch)
+    unless ``leaves_only`` is False."""
+    return {m: prefix.rstrip(".") or type(m).__name__ for prefix, m in model._named_modules()
+            if not leaves_only or next(m.named_children(), None) is None}
+
+
 def register_hook(module: Any, kind: str, fn: Callable[..., None]) -> HookHandle:
     """Add ``fn`` to ``module``'s ``kind`` ('forward' or 'backward') hooks; see the module docstring."""
     if kind not in _KINDS:

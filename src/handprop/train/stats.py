@@ -26,7 +26,7 @@ from typing import Any, Iterable, TextIO
 import numpy as np
 
 from ..figures import have_matplotlib
-from ..nn.hooks import HookGroup
+from ..nn.hooks import HookGroup, named_layers
 from ..nn.module import Module, Parameter
 from ..serialize import atomic_write
 from .learner import Callback
@@ -153,13 +153,12 @@ class ActivationStats(Callback):
     # -- events ------------------------------------------------------------------------------------
     def before_fit(self) -> None:
         model = self.learn.model
-        names = {id(m): prefix.rstrip(".") or type(m).__name__ for prefix, m in model._named_modules()}
-        modules = self.modules if self.modules is not None else \
-            [m for m in model.modules() if next(m.named_children(), None) is None]
-        unknown = [m for m in modules if id(m) not in names]
+        names = named_layers(model, leaves_only=False)
+        modules = self.modules if self.modules is not None else list(named_layers(model))
+        unknown = [m for m in modules if m not in names]
         if unknown:
-            raise ValueError(f"ActivationStats: {unknown[0]!r} is not a layer of the model being trained")
-        self.layers = [_LayerLog(names[id(m)], m) for m in modules]
+            raise ValueError(f"ActivationStats: {unknown[0]!r} is not part of the model being trained")
+        self.layers = [_LayerLog(names[m], m) for m in modules]
         self.params = [_ParamLog(name, p, self.update_sample) for name, p in model.named_parameters()]
         self.steps: list[int] = []
         self.epochs: list[int] = []
