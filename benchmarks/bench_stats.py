@@ -3,7 +3,9 @@ MNIST images) without hooks, with ``ActivationStats`` on every layer, and (``--b
 on another checkout without hook support at all.
 
 Each timing runs in a fresh interpreter with one BLAS thread; the variants alternate
-(A B C A B C ...) so a neighbour's load hits them alike. Prints medians and ranges.
+(A B C A B C ...) so a neighbour's load hits them alike. Prints medians and ranges of the
+wall time and of the process's CPU time (which a busy neighbour on a shared machine disturbs
+less: the wall time counts the moments the process waits for a core).
 
     HANDPROP_DATA=../shared/data python benchmarks/bench_stats.py [--rounds 5] [--every 1 --every 4]
         [--baseline-src ../main/src]
@@ -24,8 +26,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def child(variant: str) -> None:
-    """Train one epoch and print {"fit": seconds, "write": seconds} as JSON; ``variant`` is
-    "plain" or "stats:<every>"."""
+    """Train one epoch and print {"fit": wall s, "cpu": CPU s, "write": s} as JSON; ``variant``
+    is "plain" or "stats:<every>"."""
     import numpy as np
 
     from handprop import nn, optim
@@ -45,16 +47,16 @@ def child(variant: str) -> None:
     learn = Learner(model, nn.CrossEntropyLoss(), optim.AdamW(model.parameters(), lr=3e-3),
                     DataLoader(ArrayDataset(x, y[:50_000].astype(np.int64)), 64, shuffle=True, rng=0),
                     None, callbacks)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     learn.fit(1)
-    fit = time.perf_counter() - start
+    fit, cpu = time.perf_counter() - start, time.process_time() - cpu
     write = 0.0
     if variant != "plain":
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
             stats.write(out)
             write = time.perf_counter() - start
-    print(json.dumps({"fit": fit, "write": write}))
+    print(json.dumps({"fit": fit, "cpu": cpu, "write": write}))
 
 
 def main() -> None:
@@ -77,13 +79,17 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "--child", variant], env=env, check=True,
                                  capture_output=True, text=True).stdout
             results[name].append(json.loads(out.strip().splitlines()[-1]))
-            print(f"round {r + 1} {name:18s} fit {results[name][-1]['fit']:.3f} s", flush=True)
-    plain = statistics.median(t["fit"] for t in results["plain"])
-    for name, runs in results.items():
-        fits = [t["fit"] for t in runs]
-        median = statistics.median(fits)
-        print(f"{name:18s} median {median:.3f} s (range {min(fits):.3f}-{max(fits):.3f}, {len(fits)} runs), "
-              f"{median / plain - 1:+.1%} vs plain")
+            print(f"round {r + 1} {name:18s} wall {results[name][-1]['fit']:.3f} s, "
+                  f"CPU {results[name][-1]['cpu']:.3f} s", flush=True)
+    for clock in ("fit", "cpu"):
+        print(f"{'wall' if clock == 'fit' else 'CPU'} time of the epoch:")
+        plain = [t[clock] for t in results["plain"]]
+        for name, runs in results.items():
+            times = [t[clock] for t in runs]
+            paired = [t / p - 1 for t, p in zip(times, plain)]  # the same round: the same neighbours' load
+            print(f"  {name:18s} median {statistics.median(times):.3f} s (range {min(times):.3f}-{max(times):.3f}, "
+                  f"{len(times)} runs); vs plain in the same round: median {statistics.median(paired):+.1%} "
+                  f"(range {min(paired):+.1%} to {max(paired):+.1%})")
     writes = [t["write"] for name, runs in results.items() if name.startswith("stats") for t in runs]
     print(f"stats.json + stats.png after the epoch: median {statistics.median(writes):.3f} s")
 

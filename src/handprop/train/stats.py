@@ -10,6 +10,11 @@ larger parameters: the exact ratio would cost five more passes over the weights 
 as much as the rest of the watching, and a 4,096-entry sample is within a few percent.
 A step the optimiser did not take (cancelled batch) is not recorded.
 
+Watching costs time: on the default MLP (784-256-10, batch 64) recording every step makes
+training about 20% slower (in CPU time), every 4th step about 5% (``every``;
+``benchmarks/bench_stats.py``), so ``handprop train --stats`` records every
+:data:`TRAIN_EVERY`-th step; 4 still gives more points per epoch than the plot has pixels.
+
 After each epoch one line warns about any layer whose outputs were >= 90% near zero (dead
 units) or whose std fell below 1e-3 (collapsed). With ``out``, ``stats.json`` and ``stats.png``
 (means, stds, the histogram-over-time image per layer: fast.ai's "colorful dimension") are
@@ -31,6 +36,8 @@ from ..nn.module import Module, Parameter
 from ..serialize import atomic_write
 from .learner import Callback
 
+#: ``handprop train --stats`` records every TRAIN_EVERY-th training step (see the module docstring).
+TRAIN_EVERY = 4
 #: A layer is reported as dead when at least this fraction of its outputs is near zero...
 DEAD_FRACTION = 0.9
 #: ...and as collapsed when its activations' std is below this.
