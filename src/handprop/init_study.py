@@ -183,4 +183,5 @@ def _activation_moments(model: Sequential, x: np.ndarray) -> np.ndarray:
 def _pooled_std(moments: np.ndarray) -> np.ndarray:
     """The std of all draws' activations together, per depth, from (draws, depth, 2) moments."""
     mean, square = moments[..., 0].mean(axis=0), moments[..., 1].mean(axis=0)
-    return np.where(np.isinf(square), np.inf, np.sqrt(np.maximum(square - mean * mean, 0)))
+    with np.errstate(invalid="ignore"):  # inf - inf where a draw overflowed: reported as inf
+        return np.where(np.isinf(square), np.inf, np.sqrt(np.maximum(square - mean * mean, 0)))

@@ -130,11 +130,15 @@ def test_summary_invariants_out_of_range_and_non_finite_values():
     assert hist[0] == 2 and hist[1] == 1 and hist[39] == 5  # 9.99, 10, 50, inf and NaN in the last bin
 
 
-def test_std_is_accurate_when_the_mean_dwarfs_it():
-    a = (1000 + 0.01 * np.random.default_rng(0).standard_normal(4096)).astype(np.float32)
+@pytest.mark.parametrize("a", [
+    1000 + 0.01 * np.random.default_rng(0).standard_normal(4096),  # the mean dwarfs the std
+    1e25 * np.random.default_rng(1).standard_normal(4096),  # squares overflow float32
+], ids=["large mean", "huge values"])
+def test_std_is_accurate_where_float32_sums_of_squares_are_not(a):
+    a = a.astype(np.float32)
     mean, std, _, _ = activation_summary(a, 40, 10.0, 1e-3)
-    assert std == pytest.approx(a.astype(np.float64).std(), rel=1e-3)
-    assert mean == pytest.approx(a.astype(np.float64).mean(), rel=1e-6)
+    assert std == pytest.approx(a.astype(np.float64).std(), rel=1e-4)
+    assert mean == pytest.approx(a.astype(np.float64).mean(), rel=1e-5, abs=1e-5 * std)
 
 
 def test_epoch_warnings_name_dead_and_collapsed_layers():

@@ -49,10 +49,14 @@ def activation_summary(a: np.ndarray, bins: int, hist_max: float, zero_tol: floa
     """(mean, std, fraction with |a| < zero_tol, histogram of |a|) of one layer's output."""
     flat = a.reshape(-1)
     n = flat.size
-    mean = float(np.add.reduce(flat)) / n
-    var = float(np.dot(flat, flat)) / n - mean * mean
-    if not var > mean * mean:  # E[a^2] - mean^2 cancels when |mean| >= std (or is NaN): centre first
-        centred = flat - flat.dtype.type(mean)
+    with np.errstate(over="ignore"):  # an overflowing sum of squares is caught below
+        mean = float(np.add.reduce(flat)) / n
+        var = float(np.dot(flat, flat)) / n - mean * mean
+    if not (math.isfinite(var) and var > mean * mean):
+        # E[a^2] - mean^2 cancels when |mean| >= std, and a^2 overflows float32 above 1.8e19:
+        # two passes in float64 instead (NaN stays NaN)
+        mean = float(flat.mean(dtype=np.float64))
+        centred = np.subtract(flat, mean, dtype=np.float64)
         var = float(np.dot(centred, centred)) / n
     magnitude = np.abs(flat)
     near_zero = np.count_nonzero(magnitude < zero_tol) / n
