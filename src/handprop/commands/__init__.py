@@ -1,5 +1,3 @@
-"""Subcommands written as plain modules, each ``add_arguments(parser)`` + ``run(args) -> int``.
-
-``handprop.cli`` mounts them (``summary``, ``lr-find``, ``init-study``); each can also be run
-and tested alone by parsing its arguments and calling ``run``. Imports are lazy, as the CLI's.
-"""
+"""Subcommands that live in modules of their own: each declares ``HELP``, ``add_arguments(parser)``
+and ``run(args) -> exit status`` (importing its machinery inside ``run``), so ``handprop.cli``
+mounts it and a test can parse its arguments and call ``run`` directly."""

@@ -6,6 +6,9 @@ import argparse
 from pathlib import Path
 
 
+HELP = "the notebooks' init experiments: std of the activations through 50 layers"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", type=int, default=50, metavar="N", help="Linear + activation blocks (default 50)")
     parser.add_argument("--width", type=int, default=256, metavar="N", help="units per block (default 256)")

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from ..train.learner import Learner
 
 
+HELP = "learning-rate range test: suggested rates and lr_find.png"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start-lr", type=float, default=1e-7, metavar="LR", help="first rate (default 1e-7)")
     parser.add_argument("--end-lr", type=float, default=10.0, metavar="LR", help="last rate (default 10)")

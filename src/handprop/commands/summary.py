@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from ..nn.module import Module
 
 
+HELP = "per-layer output shape, parameters and multiply-adds of a model, with totals"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", type=Path, metavar="MODEL.npz|RUN_DIR",
                         help="a saved model (.npz or .safetensors) or a run directory; "
