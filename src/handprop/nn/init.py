@@ -10,11 +10,13 @@ Every draw goes through a ``numpy.random.Generator``: pass ``rng=`` or seed with
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
 from .._random import resolve_rng
-from .module import Parameter
+from .hooks import named_layers
+from .module import Module, Parameter
 
 _LINEAR_LIKE = ("linear", "identity", "sigmoid", "conv1d", "conv2d", "conv3d")
 
@@ -108,3 +110,69 @@ def xavier_normal_(t: np.ndarray | Parameter, gain: float = 1.0, rng: np.random.
     arr = _array(t)
     fan_in, fan_out = fans(arr)
     return normal_(arr, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), rng=rng)
+
+
+#: The layer types LSUV rescales (looked up by class name: convolutions live on another branch).
+_LSUV_TYPES = ("Linear", "Conv1d", "Conv2d", "Conv3d")
+
+
+def lsuv_(model: Module, x: np.ndarray, tol: float = 0.01, max_iter: int = 10) -> dict[str, float]:
+    """Layer-sequential unit variance (Mishkin & Matas 2016), in place: divide each Linear's or
+    convolution's weight by the std of its output on the batch ``x`` until that std is within
+    ``tol`` of 1 (at most ``max_iter`` times; biases are kept). Start from any init (the paper:
+    orthonormal).
+
+    One forward of ``x`` (eval mode) does it in data-flow order, as the paper's loop: for that
+    pass each such layer's forward is wrapped to rescale and recompute before passing its output
+    on, so every layer is normalised on what the already-normalised layers before it produce.
+    Returns each layer's final output std by name; training modes are restored.
+    """
+    if not isinstance(x, np.ndarray) or x.ndim < 2 or len(x) < 2:
+        raise ValueError(f"lsuv_: x must be a batch of at least 2 samples (an array (N, ...)), got "
+                         f"{getattr(x, 'shape', type(x).__name__)}")
+    if not (0 < tol < 1) or isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"lsuv_: expected 0 < tol < 1 and max_iter >= 1, got tol={tol!r}, max_iter={max_iter!r}")
+    layers = {m: name for m, name in named_layers(model).items()
+              if any(k.__name__ in _LSUV_TYPES for k in type(m).__mro__)}
+    if not layers:
+        raise ValueError(f"lsuv_: the model has no {'/'.join(_LSUV_TYPES)} layer to rescale")
+    stds: dict[str, float] = {}
+    modes = [(m, m.training) for m in model.modules()]
+    own_forward = {m: m.__dict__.get("forward") for m in layers}  # hooks' wrappers, if any
+    try:
+        for layer, name in layers.items():
+            layer.__dict__["forward"] = _unit_variance_forward(layer, name, layer.forward, tol, max_iter, stds)
+        model.eval()
+        model(x)
+    finally:
+        for layer, forward in own_forward.items():
+            if forward is None:
+                del layer.__dict__["forward"]
+            else:
+                layer.__dict__["forward"] = forward
+        for m, training in modes:
+            m.training = training
+    unused = [name for name in layers.values() if name not in stds]
+    if unused:
+        raise ValueError(f"lsuv_: {', '.join(unused)} not used by the model's forward; not rescaled")
+    return stds
+
+
+def _unit_variance_forward(layer: Module, name: str, forward: Callable, tol: float, max_iter: int,
+                           stds: dict[str, float]) -> Callable:
+    """``forward``, rescaling ``layer.weight`` until the output's std is within ``tol`` of 1."""
+    def measured(*args: np.ndarray) -> np.ndarray:
+        out = forward(*args)
+        std = float(np.std(out, dtype=np.float64))
+        for _ in range(max_iter):
+            if not np.isfinite(std) or std == 0:
+                raise ValueError(f"lsuv_: the output of {name} ({layer!r}) has std {std} on this batch; "
+                                 "it cannot be scaled to 1")
+            if abs(std - 1) <= tol:
+                break
+            layer.weight.data *= layer.weight.dtype.type(1 / std)
+            out = forward(*args)
+            std = float(np.std(out, dtype=np.float64))
+        stds[name] = std
+        return out
+    return measured

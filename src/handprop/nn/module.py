@@ -8,9 +8,11 @@ running statistics: saved in ``state_dict`` with the parameters, never handed to
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
+
+from .hooks import HookHandle, register_hook
 
 
 class Parameter:
@@ -103,6 +105,15 @@ class Module(ForwardCache):
     def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """Return dLoss/dinput (None when ``input_grad`` is False) and add parameter gradients."""
         raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    # -- hooks (see handprop.nn.hooks) ---------------------------------------------------------
+    def register_forward_hook(self, fn: Callable[[Module, tuple, Any], None]) -> HookHandle:
+        """Call ``fn(self, input, output)`` after every forward; ``handle.remove()`` undoes it."""
+        return register_hook(self, "forward", fn)
+
+    def register_backward_hook(self, fn: Callable[[Module, tuple, tuple], None]) -> HookHandle:
+        """Call ``fn(self, grad_input, grad_output)`` after every backward; ``handle.remove()`` undoes it."""
+        return register_hook(self, "backward", fn)
 
     # -- tree walking -----------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, Module]]:

@@ -16,11 +16,14 @@ from an outer scope skips the ``after_`` events of the scopes it leaves (as in f
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..nn.loss import Loss
 from ..nn.module import Module
 from ..optim.optimizer import Optimizer
+
+if TYPE_CHECKING:
+    from .lr_finder import LRFindResult
 
 
 class CancelBatchException(Exception):
@@ -140,6 +143,13 @@ class Learner:
             self.callback("after_step")
         finally:  # a cancelled batch's gradient must not leak into the next step
             self.opt.zero_grad()
+
+    def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100,
+                stop_factor: float = 3.0) -> LRFindResult:
+        """The learning-rate range test on this model, optimiser and training data; weights and
+        optimiser state are restored afterwards (see :mod:`handprop.train.lr_finder`)."""
+        from .lr_finder import lr_find  # (it imports this module)
+        return lr_find(self, start_lr, end_lr, num_it, stop_factor)
 
     def state(self) -> dict:
         """Copies of everything a resume needs: model and optimiser state, position in training."""
