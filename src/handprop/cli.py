@@ -176,7 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
         from_bench(b)
 
     for name, module in _command_modules().items():
-        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.__doc__.splitlines()[0]))
+        with_settings = name in WITH_TRAIN_SETTINGS
+        p = sub.add_parser(name, help=module.HELP, description=module.__doc__.splitlines()[0],
+                           argument_default=argparse.SUPPRESS if with_settings else None)
+        module.add_arguments(p)
+        if with_settings:  # only the flags given reach the config, as for train
+            _add_settings(p)
 
     i = sub.add_parser("info", help="versions, BLAS, threads, and where the datasets were found")
     i.add_argument("--data-dir", type=Path, metavar="DIR", help="show the search train/evaluate --data-dir DIR make")
@@ -185,7 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Subcommands that live in a module of their own under ``handprop.commands``: each declares
 #: ``HELP``, ``add_arguments(parser)`` and ``run(args) -> exit status`` (imports on use inside ``run``).
-COMMAND_MODULES = {"predict": "predict", "export": "export", "import": "import_model"}
+COMMAND_MODULES = {"predict": "predict", "export": "export", "import": "import_model", "summary": "summary",
+                   "lr-find": "lr_find", "init-study": "init_study"}
+#: Of those, the ones that also take ``handprop train``'s setting flags (to build its model or run).
+WITH_TRAIN_SETTINGS = ("summary", "lr-find")
 
 
 def _command_modules() -> dict:
@@ -213,7 +221,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     from .train.config import TrainConfig
 
     settings = _given_settings(args)
-    if args.full:
+    if getattr(args, "full", False):  # (train's flag; summary and lr-find have no --full)
         if settings.get("recipe") != "epfl":
             raise UsageError("--full applies to --recipe epfl only")
         if "subset" in settings:
@@ -262,6 +270,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_FAILED if result["status"] == "diverged" else 0
 
 
+def _model_of_settings(args: argparse.Namespace):
+    """The initialised model ``handprop train`` would build from the same flags (no data needed)."""
+    import numpy as np
+
+    from .data.datasets import DATASETS
+    from .serialize import build_model
+    from .train import build
+
+    config = train_config(args)
+    model = build_model(build.model_spec(28 * 28, len(DATASETS[config.dataset].classes), config))
+    build.initialise(model, config, np.random.default_rng(config.seed))
+    return model
+
+
+def _learner_of_settings(args: argparse.Namespace):
+    """The Learner of the run ``handprop train`` would start from the same flags; its run
+    directory is a temporary one (a sweep writes no run)."""
+    import tempfile
+
+    from .train.run import Run
+
+    return Run.create(train_config(args), Path(tempfile.mkdtemp(prefix="handprop-lr-find-")), quiet=True).learn
+
+
 def _set_blas_threads(n: int) -> None:
     from .bench.threads import set_blas_threads
 
@@ -305,7 +337,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         if args.command in COMMAND_MODULES:
-            return _command_modules()[args.command].run(args)
+            module = _command_modules()[args.command]
+            if args.command == "summary":
+                return module.run(args, _model_of_settings)
+            if args.command == "lr-find":
+                return module.run(args, _learner_of_settings)
+            return module.run(args)
         return COMMANDS[args.command](args)
     except (UsageError, DatasetError) as e:
         message = _in_flags(e, dict(_typed_flags(args))) if isinstance(e, UsageError) else str(e)

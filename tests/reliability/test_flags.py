@@ -41,6 +41,7 @@ FLAG_EFFECTS = {
     "--no-normalize": (["--no-normalize"], {"normalize": False}),
     "--seed": (["--seed", "7"], {"seed": 7}),
     "--patience": (["--patience", "2"], {"patience": 2}),
+    "--stats": (["--stats"], {"stats": True}),
     "--log-every": (["--log-every", "3"], {"log_every": 3}),
     "--full": (["--recipe", "epfl", "--full"], {"subset": None, "test_subset": None, "recipe": "epfl"}),
 }

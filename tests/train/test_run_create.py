@@ -2,6 +2,8 @@
 callbacks, data), inspected, not only that a run finishes."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -287,3 +289,24 @@ def test_resume_restores_the_best_loss_so_far(tmp_path, loads):
     assert resumed.learn.start_epoch == 2 and len(resumed.learn.history) == 2
     for p, q in zip(params_of(resumed), params_of(first)):
         np.testing.assert_array_equal(p, q)
+
+
+# -- inspection settings ----------------------------------------------------------------------------
+
+def test_stats_adds_activation_stats_that_write_into_the_run_directory(tmp_path, loads):
+    from handprop.train.stats import TRAIN_EVERY, ActivationStats
+
+    assert callback(build(tmp_path / "a"), ActivationStats) is None
+    stats = callback(build(tmp_path / "b", stats=True), ActivationStats)
+    assert stats is not None and stats.every == TRAIN_EVERY and Path(stats.out) == tmp_path / "b" / "run"
+
+
+def test_init_lsuv_gives_each_linear_unit_variance_on_training_images(tmp_path, loads):
+    run = build(tmp_path, init="lsuv")
+    x = run.data.x_train[:512]
+    for layer in run.model:
+        x = layer(x)
+        if isinstance(layer, nn.Linear):
+            assert abs(float(x.std()) - 1) < 0.02, layer
+    kaiming = build(tmp_path / "k", init="kaiming_normal")
+    assert abs(float(kaiming.model[0](run.data.x_train[:512]).std()) - 1) > 0.05, "lsuv must change something"

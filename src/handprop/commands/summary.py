@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from ..errors import UsageError
+
 if TYPE_CHECKING:
     from ..nn.module import Module
 
@@ -15,10 +17,10 @@ HELP = "per-layer output shape, parameters and multiply-adds of a model, with to
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", nargs="?", type=Path, metavar="MODEL.npz|RUN_DIR",
+    parser.add_argument("model", nargs="?", type=Path, default=None, metavar="MODEL.npz|RUN_DIR",
                         help="a saved model (.npz or .safetensors) or a run directory; "
                              "without it, the model the train flags describe")
-    parser.add_argument("--input-shape", type=_shape, metavar="D[,D...]",
+    parser.add_argument("--input-shape", type=_shape, default=None, metavar="D[,D...]",
                         help="one sample's shape, e.g. 1,28,28 (default: the first Linear's in_features)")
 
 
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace, make_model: Callable[[argparse.Namespace], Mod
     elif make_model is not None:
         model, where = make_model(args), "the model of the train flags"
     else:
-        raise ValueError("summary: give a MODEL.npz or a run directory")
+        raise UsageError("summary: give a MODEL.npz or a run directory")
     print(f"{where}:")
     print(summary(model, args.input_shape or _first_in_features(model)))
     return 0
@@ -55,6 +57,6 @@ def _first_in_features(model: Module) -> tuple[int, ...]:
         if next(layer.named_children(), None) is None:  # the first layer that computes
             if hasattr(layer, "in_features"):
                 return (layer.in_features,)
-            raise ValueError(f"summary: cannot infer the input shape of a model starting with "
+            raise UsageError(f"summary: cannot infer the input shape of a model starting with "
                              f"{type(layer).__name__}; pass --input-shape")
-    raise ValueError("summary: the model has no layers")
+    raise UsageError("summary: the model has no layers")

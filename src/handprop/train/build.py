@@ -39,7 +39,8 @@ def _activation_config(name: str) -> dict[str, Any]:
 
 
 def initialise(model: nn.Module, cfg: TrainConfig, rng: np.random.Generator) -> None:
-    """Draw every Linear's weights with the configured init (gain from the activation)."""
+    """Draw every Linear's weights with the configured init (gain from the activation); ``lsuv``
+    starts from kaiming_normal and is finished by :func:`handprop.nn.init.lsuv_` on a data batch."""
     nonlinearity = nn.registry.activations()[cfg.activation].activation.gain
     std = cfg.init_std
     for layer in model.modules():
@@ -48,7 +49,7 @@ def initialise(model: nn.Module, cfg: TrainConfig, rng: np.random.Generator) -> 
                 layer.reset_parameters(lambda w, b, r: (_init.normal_(w, std=std, rng=r),
                                                         b is not None and _init.normal_(b, std=std, rng=r)), rng=rng)
             else:
-                layer.reset_parameters(cfg.init, nonlinearity, rng=rng)
+                layer.reset_parameters("kaiming_normal" if cfg.init == "lsuv" else cfg.init, nonlinearity, rng=rng)
 
 
 def build_optimizer(cfg: TrainConfig, params: list, lr: float) -> optim.Optimizer:

@@ -139,7 +139,7 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
 #: The std of ``init="normal"`` when none is given.
 DEFAULT_INIT_STD = 0.01
 
-INITS = ("default", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal", "normal")
+INITS = ("default", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal", "normal", "lsuv")
 
 #: The notebooks' experiments; explicit settings override them.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -214,6 +214,9 @@ class TrainConfig:
                                  "validation loss", low=1, optional=True, metavar="N")
     log_every: int | None = _field(None, int, "print every N epochs/steps (default 1; full batch: a tenth "
                                   "of the steps)", low=1, optional=True, metavar="N")
+    stats: bool = _field(False, bool, flag=False, switches=(
+        Switch("--stats", True, "record activation statistics (every 4th step): stats.json, stats.png and a "
+               "warning for dead or collapsed layers"),))
     metric: str = _field("accuracy", str, "the column printed beside the losses",
                         choices=("accuracy", "error"), flag=False)
 

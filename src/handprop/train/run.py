@@ -19,7 +19,7 @@ from typing import Any, Mapping, TextIO
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, nn
 from ..bench.threads import blas_threads
 from ..data import ArrayDataset, DataLoader, Normalize, load_dataset, to_float_flat, train_valid_split
 from ..data.datasets import DATASETS
@@ -33,6 +33,7 @@ from .config import TrainConfig
 from .learner import Learner
 from .metrics import test_report
 from .signals import by_which, signals_held
+from .stats import TRAIN_EVERY, ActivationStats
 
 
 class TrainingInterrupted(Exception):
@@ -132,6 +133,8 @@ class Run:
         self.spec = B.model_spec(self.data.x_train.shape[1], n_classes, cfg)
         self.model = build_model(self.spec)
         B.initialise(self.model, cfg, self.init_rng)
+        if cfg.init == "lsuv":  # layer-sequential unit variance on a batch of training images
+            nn.init.lsuv_(self.model, self.data.x_train[:512])
         check_run_dir(self.out, sum(p.data.size for p in self.model.parameters()))
         self.loss = B.build_loss(cfg)
         self.lr = B.effective_lr(cfg, len(self.data.x_train))
@@ -152,6 +155,8 @@ class Run:
         if not quiet:
             callbacks.append(cbs.ProgressBar(self.valid_name, cfg.metric, every,
                                              "step" if cfg.full_batch else "epoch", stream))
+        if cfg.stats:
+            callbacks.append(ActivationStats(every=TRAIN_EVERY, out=self.out, stream=stream))
         if cfg.schedule != "none":
             total = cfg.epochs * len(train_dl)
             callbacks.append(cbs.LRSchedule(SCHEDULES[cfg.schedule](self.lr, total)))

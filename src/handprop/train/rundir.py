@@ -21,7 +21,8 @@ from typing import Iterator
 from ..errors import UsageError
 
 #: The files a run writes; ``--overwrite`` removes these (and their temporaries), nothing else.
-RUN_FILES = ("model.npz", "last.npz", "best.npz", "metrics.json", "metrics.csv", "curves.png", "confusion.png")
+RUN_FILES = ("model.npz", "last.npz", "best.npz", "metrics.json", "metrics.csv", "curves.png", "confusion.png",
+             "stats.json", "stats.png")
 LOCK_NAME = ".handprop.lock"
 #: How long a refused process waits for the holder to write its pid into the lock file.
 _PID_WAIT_S = 1.0
