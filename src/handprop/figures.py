@@ -17,7 +17,7 @@ def have_matplotlib(files: str, stream: TextIO | None = None) -> bool:
     try:
         import matplotlib  # noqa: F401  (optional: the [cli] extra)
     except ImportError:
-        print(f"note: matplotlib is not installed, skipping {files} (pip install 'handprop[cli]')",
+        print(f"note: matplotlib is not installed: skipped {files} (pip install 'handprop[cli]' to get them)",
               file=stream or sys.stderr)
         return False
     return True

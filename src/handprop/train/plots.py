@@ -10,27 +10,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..serialize import atomic_write
-
-
-def matplotlib_missing() -> bool:
-    """True when matplotlib cannot be imported (it comes with the ``cli`` extra)."""
-    try:
-        import matplotlib.figure  # noqa: F401
-    except ImportError:
-        return True
-    return False
-
-
-def _figure(**kwargs):
-    from matplotlib.figure import Figure
-
-    return Figure(layout="constrained", **kwargs)
+from ..figures import new_figure, save_png
 
 
 def plot_curves(history: Sequence[dict], path: str | Path, valid_name: str = "valid") -> Path:
     """Loss and accuracy per epoch, train vs ``valid_name``, side by side."""
-    fig = _figure(figsize=(10, 4))
+    fig = new_figure(10, 4)
     ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = [r["epoch"] for r in history]
     for prefix, style in (("train", "-o"), (valid_name, "-s")):
@@ -45,13 +30,13 @@ def plot_curves(history: Sequence[dict], path: str | Path, valid_name: str = "va
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # an empty history (diverged in epoch 1) has no lines
             ax.legend()
-    return _save(fig, path)
+    return save_png(fig, path, dpi=110)
 
 
 def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | Path, title: str = "") -> Path:
     """The (true x predicted) count matrix as a heat map with the counts written in."""
     c = len(classes)
-    fig = _figure(figsize=(1.0 + 0.6 * c, 0.8 + 0.6 * c))
+    fig = new_figure(1.0 + 0.6 * c, 0.8 + 0.6 * c)
     ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     ax.set(xticks=range(c), yticks=range(c), xticklabels=classes, yticklabels=classes,
@@ -62,12 +47,4 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | Path,
         for j in range(c):
             ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if matrix[i, j] > threshold else "black")
-    return _save(fig, path)
-
-
-def _save(fig, path: str | Path) -> Path:
-    """PNG through the Agg renderer, whatever backend the user has chosen."""
-    path = Path(path)
-    with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=110)
-    return path
+    return save_png(fig, path, dpi=110)

@@ -333,11 +333,10 @@ class Run:
         return int(best.meta["epoch"])
 
     def plots(self, matrix: np.ndarray) -> None:
-        from .plots import matplotlib_missing, plot_confusion, plot_curves
+        from ..figures import have_matplotlib
+        from .plots import plot_confusion, plot_curves
 
-        if matplotlib_missing():
-            print("note: matplotlib is not installed: skipped curves.png and confusion.png "
-                  "(pip install 'handprop[cli]' to get them)", file=sys.stderr)
+        if not have_matplotlib("curves.png and confusion.png"):
             return
         with signals_held():
             plot_curves(self.learn.history, self.out / "curves.png", self.valid_name)
