@@ -25,11 +25,13 @@ def test_the_train_command_installs_and_trains():
 
 
 @pytest.mark.slow
-def test_python_example_runs_as_written(data_root, monkeypatch, capsys):
+def test_python_example_runs_as_written(data_root, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("HANDPROP_DATA", str(data_root))
+    monkeypatch.chdir(tmp_path)  # the example saves a file in the current folder
     (example,) = _blocks("python")
     exec(compile(example, "README.md", "exec"), {})
     out = capsys.readouterr().out
     accuracy = float(re.search(r"valid accuracy ([\d.]+)%", out).group(1))
     assert accuracy > 95.0
     assert "gradcheck" in out and " NO" not in out
+    assert (tmp_path / "mlp.safetensors").is_file()
