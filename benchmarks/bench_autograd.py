@@ -13,7 +13,6 @@ multi-threaded timings noise.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import platform
 import statistics
@@ -24,6 +23,7 @@ import numpy as np
 
 from handprop import nn, optim
 from handprop.autograd import Tensor, TensorModule, no_grad
+from handprop.threads import get_num_threads, set_num_threads, thread_count
 
 IN, OUT, LR = 784, 10, 0.1
 
@@ -104,21 +104,6 @@ def time_per_step(steps_by_name: dict[str, Callable[[int], None]], steps: int,
     return {name: statistics.median(r) for name, r in runs.items()}
 
 
-@contextlib.contextmanager
-def _blas_threads(n: int):
-    """Limit NumPy's BLAS to ``n`` threads when threadpoolctl is installed (0: leave as is)."""
-    if not n:
-        yield "BLAS default threads"
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield "BLAS threads not limited (no threadpoolctl; set OMP_NUM_THREADS)"
-        return
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield f"BLAS {n} thread{'s' if n > 1 else ''}"
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=64)
@@ -145,9 +130,11 @@ def main(argv: list[str] | None = None) -> dict:
     except ImportError:
         torch_info = "torch not installed"
 
-    with _blas_threads(args.threads) as blas_info:
-        seconds = time_per_step({name: make(batches, args.hidden) for name, make in paths.items()},
-                                args.steps, args.repeats)
+    if args.threads:
+        set_num_threads(args.threads)
+    blas_info = f"BLAS {thread_count(get_num_threads())}"
+    seconds = time_per_step({name: make(batches, args.hidden) for name, make in paths.items()},
+                            args.steps, args.repeats)
     ms = {name: 1e3 * s for name, s in seconds.items()}
     result = {"batch_size": args.batch_size, "hidden": args.hidden, "steps": args.steps,
               "repeats": args.repeats, "ms_per_step": ms, "numpy": np.__version__, "blas": blas_info,

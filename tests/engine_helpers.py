@@ -114,7 +114,7 @@ def check_against_torch(torch, module: hnn.Module, x: np.ndarray, seed: int = 0,
     assert rel_error(out, tout.detach().numpy()) <= tol, "forward differs from torch"
     gy = np.random.default_rng(seed).standard_normal(out.shape)
     module.zero_grad()
-    gx = module.backward(gy)
+    gx = module.backward(gy, input_grad=True)
     tout.backward(torch.from_numpy(gy))
     assert rel_error(gx, tx.grad.numpy()) <= tol, "input gradient differs from torch"
     tparams = dict(tm.named_parameters())

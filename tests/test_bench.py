@@ -14,11 +14,18 @@ import numpy as np
 import pytest
 
 from handprop.bench import workloads as w
+from handprop.bench.agreement import F32_RTOL, F64_RTOL, check_losses, loss_diff
 from handprop.bench.cli import selected
-from handprop.bench.report import Row, format_table
-from handprop.bench.workloads import F32_RTOL, F64_RTOL
+from handprop.bench.loops import train_handprop, train_torch
+from handprop.bench.models import copy_model, handprop_mlp, torch_mlp
+from handprop.bench.jax_peer import mlp_params
+from handprop.bench.load import competing_process
+from handprop.bench.report import Row, format_load_table, format_table
+from handprop.bench.worker import Worker
 from handprop.cli import main
 
+HAS_JAX = importlib.util.find_spec("jax") is not None
+needs_jax = pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "handprop"
 BENCHMARKS = ROOT / "benchmarks"
@@ -30,10 +37,10 @@ def _table(out: str) -> dict[str, str]:
 
 
 def test_bench_quick_prints_every_workload_with_a_valid_comparison(torch, capsys):
-    assert main(["bench", "--quick", "--synthetic", "--threads", "1", "--repeats", "1"]) == 0
+    assert main(["bench", "--quick", "--synthetic", "--threads", "1", "--repeats", "1", "--no-jax"]) == 0
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.startswith("workload"))
-    assert header.split() == ["workload", "handprop", "pytorch", "ratio", "check"]  # no targets here
+    assert header.split() == ["workload", "handprop", "pytorch", "ratio", "check"]  # no targets, no JAX here
     rows = _table(out)
     assert {"1 train", "2 train", "3 train", "3 ...", "4 inference"} <= rows.keys()
     for key in ("1 train", "2 train", "3 train"):
@@ -73,7 +80,7 @@ def _judged(hp32, ref32, hp64=None, ref64=None) -> Row:
     """A training row judged by check_losses; the float64 run defaults to the reference, exactly."""
     row = Row("train64", "1 train", "s", 1e-3, 2e-3)
     hp64 = ref32 if hp64 is None else hp64
-    w.check_losses(row, hp32, ref32, hp64, hp64 if ref64 is None else ref64)
+    check_losses(row, hp32, hp64, {"pytorch": ref32}, {"pytorch": hp64 if ref64 is None else ref64})
     return row
 
 
@@ -105,15 +112,83 @@ def test_float64_runs_agree_to_rounding_and_a_real_difference_shows(torch):
     bs, steps = 16, 40
     x = rng.standard_normal((bs * steps, 20), dtype=np.float32)
     y = rng.integers(0, 3, bs * steps)
-    init = w.handprop_mlp((20, 16, 3), seed=3)
-    hp, ref = w.float64_losses(init, x, y, bs, steps, 0.2)
-    assert hp.dtype == np.float64 and w.loss_diff(hp, ref) <= F64_RTOL
-    _, hp32 = w.train_handprop(w.copy_model(init), x, y, bs, steps, 0.2)
-    assert w.loss_diff(hp32[:10], hp[:10]) <= F32_RTOL  # the float64 run is the float32 run
+    init = handprop_mlp((20, 16, 3), seed=3)
+    hp, peers = w.float64_losses(init, x, y, bs, steps, 0.2, use_torch=True)
+    assert hp.dtype == np.float64 and loss_diff(hp, peers["pytorch"]) <= F64_RTOL
+    _, hp32 = train_handprop(copy_model(init), x, y, bs, steps, 0.2)
+    assert loss_diff(hp32[:10], hp[:10]) <= F32_RTOL  # the float64 run is the float32 run
     # the PyTorch side's samples out of order by one: not rounding
     shifted = np.roll(np.arange(len(y)), 1)
-    _, moved = w.train_torch(w.torch_mlp(init).double(), x[shifted].astype(np.float64), y[shifted], bs, steps, 0.2)
-    assert w.loss_diff(hp, moved) > 1e3 * F64_RTOL
+    _, moved = train_torch(torch_mlp(init).double(), x[shifted].astype(np.float64), y[shifted], bs, steps, 0.2)
+    assert loss_diff(hp, moved) > 1e3 * F64_RTOL
+
+
+@needs_jax
+def test_jax_trains_the_same_network_on_the_same_batches_and_a_difference_shows():
+    rng = np.random.default_rng(1)
+    bs, steps = 16, 40
+    x = rng.standard_normal((bs * steps, 20), dtype=np.float32)
+    y = rng.integers(0, 3, bs * steps)
+    init = handprop_mlp((20, 16, 3), seed=3)
+    params = mlp_params(init)
+    hp64, _ = w.float64_losses(init, x, y, bs, steps, 0.2, use_torch=False)
+    _, hp32 = train_handprop(copy_model(init), x, y, bs, steps, 0.2)
+    with Worker(w.JAX_MODULE, 1) as worker:
+        xr, yr = worker.put("x", x), worker.put("y", y)
+        _, jax64 = worker.call("train_float64", params, xr, yr, bs, steps, 0.2)
+        runs32 = [worker.call(kind, params, xr, yr, bs, steps, 0.2)[1] for kind in ("train_step", "train_scan")]
+        _, other_lr = worker.call("train_float64", params, xr, yr, bs, steps, 0.25)
+    assert loss_diff(jax64, hp64) <= F64_RTOL
+    for jax32 in runs32:
+        assert jax32.dtype == np.float64 and len(jax32) == steps
+        assert loss_diff(jax32[:10], hp32[:10]) <= F32_RTOL
+    assert loss_diff(other_lr, hp64) > 1e3 * F64_RTOL
+
+
+def test_a_worker_reports_a_failed_call_keeps_serving_and_reports_a_failed_start():
+    with Worker(w.JAX_MODULE, 1) as worker:
+        with pytest.raises(RuntimeError, match="no attribute 'nope'"):
+            worker.call("nope")
+        assert [p[0].shape for p in worker.call("mlp_params", handprop_mlp((3, 2)))] == [(3, 2)]
+    with Worker("no_such_module_for_handprop", 1) as broken:
+        with pytest.raises(RuntimeError, match="stopped: .*No module named 'no_such_module_for_handprop'"):
+            broken.call("anything")
+
+
+def test_the_competing_process_runs_inside_the_block_only():
+    with competing_process() as child:
+        assert child.poll() is None
+    assert child.poll() is not None
+
+
+def test_the_load_table_shows_each_librarys_slowdown():
+    row = Row("train64", "1 train", "s", 1e-3, 2e-3, 1.5e-3, 1e-3, loaded={"handprop": 1.2e-3, "pytorch": 5e-3})
+    rate = Row("compute_gflops", "3 ... GFLOP/s", "GF/s", 100.0, loaded={"handprop": 50.0})
+    assert row.slowdown("handprop") == pytest.approx(1.2) and row.slowdown("pytorch") == pytest.approx(2.5)
+    assert row.slowdown("jax") is None and rate.slowdown("handprop") == pytest.approx(2.0)
+    assert row.ratio_jax == pytest.approx(1.0)  # against the faster of step and scan
+    header, _, line = format_load_table([row, rate]).splitlines()  # the rate row repeats its time row
+    assert header.split() == ["workload", "handprop", "pytorch"]
+    assert line.split()[2:] == ["1.20", "ms", "(1.20x)", "5.00", "ms", "(2.50x)"]
+
+
+def test_bench_load_runs_every_library_again_under_load(torch, capsys, tmp_path):
+    report = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--synthetic", "--only", "train64,infer", "--threads", "1", "--repeats", "1",
+                 "--load", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    headers = [line.split() for line in out.splitlines() if line.startswith("workload")]
+    libraries = ["handprop", "pytorch", *(["jax", "jax scan"] if HAS_JAX else [])]
+    assert headers[1] == ["workload", *[w for name in libraries for w in name.split()]]
+    if HAS_JAX:
+        assert headers[0][:8] == ["workload", "handprop", "pytorch", "ratio", "jax", "jax", "scan", "vs"]
+    loaded = out.split("under load: each workload again")[0].rsplit("workload", 1)[1]
+    train = next(line for line in loaded.splitlines() if line.startswith("1 train"))
+    assert train.count("x)") == len(libraries)
+    import json
+    rows = {r["workload"]: r for r in json.loads(report.read_text())}
+    assert set(rows["train64"]["slowdown"]) == set(libraries)
+    assert rows["train64"]["threads"] == rows["train64"]["threads_loaded"] == 1
 
 
 def test_the_table_leaves_out_columns_no_row_fills():

@@ -89,7 +89,7 @@ def test_forward_and_backward_is_sequential_forward_then_backward():
     model = nn.Sequential(_linear(W1, B1), nn.ReLU(), _linear(W2, B2))
     crit = nn.MSELoss()
     loss = crit(model(X), Y)
-    gx = model.backward(crit.backward())
+    gx = model.backward(crit.backward(), input_grad=True)  # the notebooks' inp.g
     expected = nb_forward_and_backward(X, Y, W1, B1, W2, B2)
     assert loss == pytest.approx(expected[0], rel=1e-15)
     grads = [gx, model[0].weight.grad, model[0].bias.grad, model[2].weight.grad, model[2].bias.grad]

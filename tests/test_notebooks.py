@@ -71,7 +71,7 @@ def test_mse_mlp_gradients_equal_pytorch(torch, mnist_split):
     out = model(x)
     assert out.shape == (1000, 1)
     loss = crit(out, y)  # (N, 1) against (N,): squeezed, as the lesson's mse
-    gx = model.backward(crit.backward())
+    gx = model.backward(crit.backward(), input_grad=True)
 
     t = torch
     w1 = t.tensor(lin1.weight.data, requires_grad=True)

@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", type=directory, metavar="RUN_DIR", default=None, help="continue an interrupted "
                    "run from its last.npz (or extend a finished one with --epochs)")
     t.add_argument("--threads", type=positive_int, metavar="N", default=None, help="threads for NumPy's BLAS "
-                   "(needs threadpoolctl); a resume is bit-identical only with the same count")
+                   "(default: one for small models or a busy machine, else the free CPUs); a resume is "
+                   "bit-identical only with the same count")
     t.add_argument("--quiet", action="store_true", default=False, help="print only the final summary")
 
     e = sub.add_parser("evaluate", help="test metrics and confusion matrix of a saved model",
@@ -249,16 +250,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = train_config(args)
         if args.overwrite and args.out is None:
             raise UsageError("--overwrite applies to --out DIR (the default run directory is always new)")
-    if args.threads:
-        _set_blas_threads(args.threads)
     # Stop signals raise like Ctrl-C; the directory is ours alone; a closed stdout ends nothing.
     with stop_signals_interrupt(), \
             claim_run_dir(args.resume if resume else args.out, resume=resume, overwrite=args.overwrite) as out, \
             reader_tolerant_output(out):
         # (a resume reads its checkpoint once the directory is ours: a live run there is refused first)
-        run = Run.resume(out, overrides, quiet=args.quiet) if resume else Run.create(config, out, quiet=args.quiet)
+        run = Run.resume(out, overrides, quiet=args.quiet, threads=args.threads) if resume else \
+            Run.create(config, out, quiet=args.quiet, threads=args.threads)
         if not args.quiet:
             print(run.describe(), flush=True)
+            print(run.thread_choice, flush=True)
         try:
             result = run.fit()
         except TrainingInterrupted as e:
@@ -292,14 +293,6 @@ def _learner_of_settings(args: argparse.Namespace):
     from .train.run import Run
 
     return Run.create(train_config(args), Path(tempfile.mkdtemp(prefix="handprop-lr-find-")), quiet=True).learn
-
-
-def _set_blas_threads(n: int) -> None:
-    from .bench.threads import set_blas_threads
-
-    if not set_blas_threads(n):
-        raise UsageError(f"--threads {n} needs threadpoolctl (pip install threadpoolctl); without it, "
-                         f"start with OPENBLAS_NUM_THREADS={n} instead")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

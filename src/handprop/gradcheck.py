@@ -78,7 +78,7 @@ def gradcheck(fn_or_module: Module | Callable, *inputs: Any, eps: float = 1e-6, 
     """Check a layer, a loss, or a function of handprop Tensors against central differences.
 
     - a layer ``m``: the objective is ``sum(m(x) * r)`` for a fixed random ``r``; checks dx and
-      every parameter gradient from ``m.backward(r)``. The module is copied to float64 first.
+      every parameter gradient from ``m.backward(r, input_grad=True)``. The module is copied to float64 first.
     - a loss ``crit``: ``inputs`` are (output, target); checks ``crit.backward()`` against d/doutput.
     - a callable of :class:`handprop.Tensor` returning a scalar Tensor: checks its autograd for
       every floating-point input.
@@ -122,7 +122,7 @@ def _check_layer(module: Module, inputs: tuple, eps: float, atol: float, rtol: f
 
     m.zero_grad()
     m(x)
-    gx = m.backward(r)
+    gx = m.backward(r, input_grad=True)  # asked for: a Sequential returns dL/dx only then
     report = GradcheckReport(repr(module).replace("\n", " "))
     report.rows.append(_compare("input", gx, numerical_grad(objective, x, eps), atol, rtol))
     for name, p in m.named_parameters():

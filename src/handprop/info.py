@@ -11,6 +11,7 @@ import numpy as np
 from . import __version__
 from .data import DATASETS, find_dataset
 from .data.search import remedies, search_report
+from .threads import info_lines
 
 
 def blas_info() -> str:
@@ -52,6 +53,7 @@ def print_info(data_dir: Path | None = None) -> int:
     print(f"numpy      {np.__version__}, BLAS {blas_info()}")
     print(f"torch      {torch_version}")
     print(f"cpus       {os.cpu_count()}; thread settings: {threads or 'none (BLAS default)'}")
+    print("\n".join(info_lines()))
     print("datasets (search order; * = the copy used):")
     for name in DATASETS:
         print("\n".join(dataset_lines(name, data_dir)))

@@ -51,7 +51,7 @@ def hand_written(case: TrustCase, x: np.ndarray, target, r) -> list[np.ndarray]:
         return [m.backward()]
     m.zero_grad()
     m(x)
-    return [m.backward(r), *(p.grad.copy() for p in m.parameters())]
+    return [m.backward(r, input_grad=True), *(p.grad.copy() for p in m.parameters())]
 
 
 def finite_differences(case: TrustCase, x: np.ndarray, target, r) -> list[np.ndarray]:

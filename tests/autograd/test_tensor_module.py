@@ -26,7 +26,7 @@ def _step(model, x, y):
     crit = nn.CrossEntropyLoss()
     model.zero_grad()
     loss = crit(model(x), y)
-    gx = model.backward(crit.backward())
+    gx = model.backward(crit.backward(), input_grad=True)
     return loss, gx, [p.grad.copy() for p in model.parameters()]
 
 
@@ -76,7 +76,7 @@ def test_subclass_pattern_matches_hand_written_layers(close):
     mine = Affine(lin.weight.data.copy(), lin.bias.data.copy())
     g = np.random.default_rng(5).standard_normal((6, 2))
     close(mine(x), hand(x), TOL, "forward")
-    close(mine.backward(g), hand.backward(g), TOL, "input grad")
+    close(mine.backward(g), hand.backward(g, input_grad=True), TOL, "input grad")
     close(mine.weight.grad, lin.weight.grad, TOL, "weight grad")
     close(mine.bias.grad, lin.bias.grad, TOL, "bias grad")
 
@@ -154,3 +154,15 @@ def test_apply_module_runs_a_hand_written_layer_inside_a_graph(close, torch):
     close(xt.grad, tx.grad.numpy(), 1e-12, "input grad")
     close(lin.weight.grad, tw.grad.numpy(), 1e-12, "weight grad (in the Parameter)")
     close(lin.bias.grad, tb.grad.numpy(), 1e-12, "bias grad (in the Parameter)")
+
+
+def test_apply_module_asks_a_whole_model_for_its_input_gradient(close):
+    """A Sequential returns dL/dx only when asked; the graph node through it must ask."""
+    x, _ = _data()
+    model = _hand_mlp()
+    xt = Tensor(x, requires_grad=True)
+    apply_module(model, xt).sum().backward()
+    ref = Tensor(x, requires_grad=True)
+    w1, b1, w2, b2 = (Tensor(p.data) for p in model.parameters())
+    ((ref @ w1 + b1).relu() @ w2 + b2).sum().backward()
+    close(xt.grad, ref.grad, TOL, "input grad through a Sequential")

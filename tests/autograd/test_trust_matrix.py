@@ -60,7 +60,7 @@ def test_layer_backward_trust_matrix(torch, rel_error, entry, case):
     layer.zero_grad()
     out = layer(x)
     assert out.dtype == np.float64
-    hand = [layer.backward(r)] + [p.grad.copy() for p in params]
+    hand = [layer.backward(r, input_grad=True)] + [p.grad.copy() for p in params]
 
     auto = autograd_grads(layer, x, grad_output=r)
     np.testing.assert_allclose(auto.output, out, rtol=1e-12, atol=1e-15)

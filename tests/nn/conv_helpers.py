@@ -47,7 +47,7 @@ def assert_matches_references(torch, layer, x: np.ndarray, seed: int = 0, tol: f
     layer.zero_grad()
     out = layer(x)
     r = np.random.default_rng(seed).standard_normal(out.shape)
-    hand = [layer.backward(r), *(p.grad.copy() for p in params)]
+    hand = [layer.backward(r, input_grad=True), *(p.grad.copy() for p in params)]
 
     tx = [torch.tensor(a, requires_grad=True) for a in (x, *(p.data for p in params))]
     tout = torch_forward(layer)(*tx)

@@ -81,7 +81,7 @@ def test_training_step_is_float32_end_to_end():
     crit(out, rng.integers(0, 4, 6))
     g = crit.backward()
     assert g.dtype == np.float32
-    gx = model.backward(g)
+    gx = model.backward(g, input_grad=True)
     assert gx.dtype == np.float32
     assert all(p.grad.dtype == np.float32 for p in model.parameters())
 

@@ -165,12 +165,45 @@ def test_input_grad_false_returns_none_and_fills_parameter_grads():
     x, g = np.random.default_rng(0).standard_normal((5, 4)), np.random.default_rng(1).standard_normal((5, 3))
     ref = copy.deepcopy(model)
     ref(x)
-    ref.backward(g)
+    assert ref.backward(g, input_grad=True).shape == x.shape
     model(x)
     assert model.backward(g, input_grad=False) is None
     for p, q in zip(model.parameters(), ref.parameters()):
         assert p.grad.any()
         np.testing.assert_array_equal(p.grad, q.grad)
+
+
+def _spy_on_linear_backward(monkeypatch) -> list:
+    """(layer, input_grad) of every Linear.backward call, in call order."""
+    calls, linear_backward = [], nn.Linear.backward
+
+    def spy(self, grad_output, input_grad=True):
+        calls.append((self, input_grad))
+        return linear_backward(self, grad_output, input_grad)
+    monkeypatch.setattr(nn.Linear, "backward", spy)
+    return calls
+
+
+def test_the_readme_loop_skips_the_first_layers_input_gradient(monkeypatch):
+    """``model.backward(loss_fn.backward())`` as the README writes it: no dL/dx, so the first
+    Linear skips ``grad @ W.T`` (a product as large as its forward); the others must pass theirs."""
+    calls = _spy_on_linear_backward(monkeypatch)
+    model = nn.Sequential(nn.Linear(784, 50, rng=0), nn.ReLU(), nn.Linear(50, 10, rng=1))
+    loss_fn = nn.CrossEntropyLoss()
+    rng = np.random.default_rng(0)
+    loss_fn(model(rng.standard_normal((64, 784), dtype=np.float32)), rng.integers(0, 10, 64))
+    assert model.backward(loss_fn.backward()) is None
+    assert calls == [(model[2], True), (model[0], False)]
+    assert all(p.grad.any() for p in model.parameters())
+
+
+def test_a_nested_sequential_is_asked_for_its_input_gradient_unless_it_comes_first(monkeypatch):
+    calls = _spy_on_linear_backward(monkeypatch)
+    first, middle, last = (nn.Linear(3, 3, dtype=np.float64, rng=k) for k in range(3))
+    model = nn.Sequential(nn.Sequential(first), nn.Sequential(middle, nn.Tanh()), last)
+    model(np.ones((2, 3)))
+    assert model.backward(np.ones((2, 3))) is None
+    assert calls == [(last, True), (middle, True), (first, False)]
 
 
 def test_backward_consumes_the_cache():
@@ -199,7 +232,7 @@ def test_eval_forward_keeps_no_cache_and_train_restores_it():
         model.backward(np.ones((2, 3)))
     assert model.train() is model and all(m.training for m in model.modules())
     model(x)
-    assert model.backward(np.ones((2, 3))).shape == (2, 4)
+    assert model.backward(np.ones((2, 3)), input_grad=True).shape == (2, 4)
     model.train(False)
     assert not model[0].training
 

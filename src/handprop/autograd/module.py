@@ -120,7 +120,7 @@ def apply_module(module: Module, x: Tensor) -> Tensor:
     out = module(x.data)
     if not (x.requires_grad and grad_mode.is_grad_enabled()):
         return Tensor(out)
-    return _result(out, (x,), lambda g: (module.backward(g),), f"{type(module).__name__}Backward")
+    return _result(out, (x,), lambda g: (module.backward(g, input_grad=True),), f"{type(module).__name__}Backward")
 
 
 def _check_output(module: Module, out) -> Tensor:

@@ -1,4 +1,4 @@
-"""``handprop bench``: handprop against PyTorch, side by side, in one process.
+"""``handprop bench``: handprop against PyTorch and JAX, side by side.
 
 Workloads (``--only`` takes their names, comma-separated; default: all four):
 
@@ -13,27 +13,28 @@ targets, plus 5 ``data`` loading MNIST, 6 ``startup`` and 7 ``memory``) is not i
 lives in a source checkout, ``python benchmarks/acceptance.py``, and reuses this package;
 ``handprop bench --only data`` says so and exits 2.
 
-Fairness rules. Both libraries get the same data (real MNIST when found, else random data of the
+Fairness rules. Every library gets the same data (real MNIST when found, else random data of the
 same shape, flagged), the same batches in the same order, the same initial weights (PyTorch's
-layers are built from handprop's: ``torch weight = W.T``), the same hyperparameters and the same
-number of threads: NumPy's BLAS thread count is read (threadpoolctl when installed, else the
-``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` variables, else the CPU count)
-and ``torch.set_num_threads`` is set to it; ``--threads N`` sets both (the NumPy side needs
-threadpoolctl; without it set ``OPENBLAS_NUM_THREADS=N`` before starting). Runs alternate
-A B A B after one untimed warm-up of each and the table shows medians. Each training workload
-also checks that both libraries computed the same thing: the same losses at every step of an
-untimed float64 run, and in the first steps of the timed float32 runs (after that, float32
-rounding at ReLU kinks makes the trajectories drift apart; see :mod:`.workloads`). A workload
-that fails the check is marked VOID.
+layers are built from handprop's: ``torch weight = W.T``; JAX takes handprop's arrays), the same
+hyperparameters and the same number of threads: ``--threads N``, else what ``handprop train``
+would choose for the workload's model on the machine as it is (:mod:`handprop.threads`).
+handprop and PyTorch run in this process; JAX, when installed (``--no-jax`` leaves it out), in a
+worker process started per workload, because its threads and float64 switch are fixed when it
+loads (:mod:`.worker`); it is timed two ways, a jitted step per batch and a ``lax.scan`` epoch
+(:mod:`.jax_peer`). Runs alternate A B A B after one untimed warm-up of each and the table shows
+medians. Each training workload also checks that the libraries computed the same thing (:mod:`.agreement`);
+a workload that fails the check is marked VOID. ``--load`` then runs every workload again with a
+competing busy process (:mod:`.load`) and prints each library's slowdown against its quiet run.
 
-PyTorch is imported only inside the functions that time it, and nothing here imports anything
-heavy at import time (``handprop --help`` loads :mod:`.cli` to build the parser): the names
-below other than ``add_arguments`` and ``run`` load their module on first use.
+PyTorch and JAX are imported only inside the functions that time them, and nothing here imports
+anything heavy at import time (``handprop --help`` loads :mod:`.cli` to build the parser): the
+names below other than ``add_arguments`` and ``run`` load their module on first use.
 
-Modules: :mod:`.cli` (flags, session, workload order, the printed table), :mod:`.report`
-(rows, table, JSON), :mod:`.threads` (BLAS threads), :mod:`.timing` (the A B A B protocol),
-:mod:`.dataset` (the arrays), :mod:`.models` (the MLPs in both libraries), :mod:`.workloads`
-(workloads 1-4 and the loss check).
+Modules: :mod:`.cli` (flags, session, the two passes, the printed tables), :mod:`.report` (rows,
+tables, JSON), :mod:`.timing` (the A B A B protocol), :mod:`.dataset` (the arrays), :mod:`.models`
+(the MLPs), :mod:`.loops` (handprop's and PyTorch's training loops), :mod:`.jax_peer` (JAX's),
+:mod:`.worker` (a library in its own process), :mod:`.agreement` (the loss check), :mod:`.load`
+(the competing process), :mod:`.workloads` (workloads 1-4).
 """
 from __future__ import annotations
 
@@ -43,12 +44,13 @@ from .cli import add_arguments, run
 # this file and ``cli``.
 _LAZY = {
     "cli": ("WORKLOADS", "Session", "measure", "print_report", "selected", "start"),
-    "report": ("median", "Row", "format_table", "write_json"),
-    "threads": ("blas_threads", "set_blas_threads"),
+    "report": ("median", "Row", "LIBRARIES", "format_table", "format_load_table", "write_json"),
     "dataset": ("Data", "load_data", "mnist_folder"),
     "models": ("handprop_mlp", "torch_mlp"),
-    "workloads": ("train_handprop", "train_torch", "loss_diff", "float64_losses", "check_losses",
-                  "bench_train", "matmul_flops", "sgemm_rate", "bench_compute", "bench_infer"),
+    "loops": ("train_handprop", "train_torch"),
+    "agreement": ("loss_diff", "check_losses"),
+    "load": ("competing_process",),
+    "workloads": ("float64_losses", "bench_train", "matmul_flops", "sgemm_rate", "bench_compute", "bench_infer"),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 

@@ -101,8 +101,8 @@ def _forward_with_hooks(self: Any, *args: Any) -> Any:
     return output
 
 
-def _backward_with_hooks(self: Any, grad_output: Any, input_grad: bool = True) -> Any:
-    grad_input = type(self).backward(self, grad_output, input_grad)
+def _backward_with_hooks(self: Any, grad_output: Any, *args: Any, **kwargs: Any) -> Any:
+    grad_input = type(self).backward(self, grad_output, *args, **kwargs)  # (the class's own input_grad default)
     for fn in tuple(self.__dict__[_TABLE["backward"]].values()):
         _check_observed(fn(self, (grad_input,), (grad_output,)), fn, self, "backward")
     return grad_input

@@ -3,6 +3,11 @@
 ``y = m(x)`` runs ``forward`` and caches what backward needs; ``gx = m.backward(gy)`` returns
 dLoss/dx and *adds* dLoss/dp into ``p.grad`` for every Parameter it owns (Torch7's
 updateGradInput + accGradParameters). Gradients accumulate until ``zero_grad()``.
+``m.backward(gy, input_grad=False)`` adds the same parameter gradients and returns None, skipping
+dL/dx. A layer computes dL/dx by default (the notebooks' ``inp.g``); a model (``Sequential``)
+only when asked, ``input_grad=True``, as PyTorch only for an input that requires grad, so the
+training loop ``model.backward(loss_fn.backward())`` pays for no unused product. A module that
+calls its children's backward passes its own ``input_grad`` to the one that reads its input.
 Buffers (``register_buffer``) are the non-trainable state a layer keeps, such as BatchNorm's
 running statistics: saved in ``state_dict`` with the parameters, never handed to an optimiser.
 """

@@ -33,8 +33,12 @@ def _mlp() -> Sequential:
 class Sequential(Module):
     """Layers applied in order; backward walks them in reverse.
 
-    When the caller does not want dL/dx (``input_grad=False``), the first layer is told so and
-    skips that product (the first Linear's ``grad @ W.T``).
+    A Sequential is usually a whole model, fed a batch nobody differentiates: its backward
+    returns dL/dx only when asked (``input_grad=True``; PyTorch computes it only for an input
+    with ``requires_grad``). By default the first layer is told to skip that product (the first
+    Linear's ``grad @ W.T``, as large as its forward), so the README loop
+    ``model.backward(loss_fn.backward())`` pays for nothing it does not use. Inner layers get
+    ``input_grad=True``, so a Sequential nested in a Sequential is asked correctly.
     """
 
     def __init__(self, *layers: Module):
@@ -51,7 +55,8 @@ class Sequential(Module):
             x = layer(x)
         return x
 
-    def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+    def backward(self, grad_output: np.ndarray, input_grad: bool = False) -> np.ndarray | None:
+        """Add every layer's parameter gradients; return dL/dx only when ``input_grad``, else None."""
         g = grad_output
         for i in range(len(self.layers) - 1, -1, -1):
             g = self.layers[i].backward(g, input_grad or i > 0)

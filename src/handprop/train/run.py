@@ -20,12 +20,12 @@ from typing import Any, Mapping, TextIO
 import numpy as np
 
 from .. import __version__, nn
-from ..bench.threads import blas_threads
 from ..data import ArrayDataset, DataLoader, Normalize, load_dataset, to_float_flat, train_valid_split
 from ..data.datasets import DATASETS
 from ..errors import UsageError
 from ..optim.lr_scheduler import SCHEDULES
 from ..model_file import read_model_file
+from ..threads import apply_thread_policy, get_num_threads
 from ..serialize import atomic_write, build_model, group, save_model
 from . import build as B
 from . import callbacks as cbs
@@ -122,7 +122,8 @@ class Run:
     Start one with :meth:`create` (a new run) or :meth:`resume` (continue one from its ``last.npz``).
     """
 
-    def __init__(self, cfg: TrainConfig, out: Path, stream: TextIO | None = None, quiet: bool = False):
+    def __init__(self, cfg: TrainConfig, out: Path, stream: TextIO | None = None, quiet: bool = False,
+                 threads: int | None = None):
         if not isinstance(cfg, TrainConfig):
             raise TypeError(f"Run needs a TrainConfig (see TrainConfig.create), got {type(cfg).__name__}")
         self.cfg, self.out, self.stream, self.quiet = cfg, Path(out), stream, quiet
@@ -165,21 +166,24 @@ class Run:
             callbacks.append(self.early_stopping)
         self.learn = Learner(self.model, self.loss, self.opt, train_dl, valid_dl, callbacks)
         self.learn.history = []
-        self.blas_threads = blas_threads()[0]
+        # BLAS threads: --threads, else the policy (one thread for small models or a busy machine)
+        self.thread_choice = apply_thread_policy(threads, self.model, cfg.batch_size or len(self.data.x_train))
+        self.blas_threads = get_num_threads()
         self.started, self.time_before = time.time(), 0.0  # time_before: earlier sessions of a resumed run
         self.result: dict[str, Any] = {}
 
     @classmethod
     def create(cls, cfg: TrainConfig, out: Path | str | None = None, *, stream: TextIO | None = None,
-               quiet: bool = False) -> Run:
+               quiet: bool = False, threads: int | None = None) -> Run:
         """A new run of ``cfg`` writing into ``out`` (default: a new ``runs/<timestamp>-<n>``; the
-        CLI claims the directory first, see :mod:`handprop.train.rundir`)."""
+        CLI claims the directory first, see :mod:`handprop.train.rundir`). ``threads``: NumPy's
+        BLAS threads (default: :func:`handprop.threads.apply_thread_policy` decides)."""
         from .rundir import new_default_run_dir
-        return cls(cfg, Path(out) if out is not None else new_default_run_dir(), stream, quiet)
+        return cls(cfg, Path(out) if out is not None else new_default_run_dir(), stream, quiet, threads)
 
     @classmethod
     def resume(cls, run_dir: Path | str, overrides: Mapping[str, Any] | None = None, *,
-               stream: TextIO | None = None, quiet: bool = False) -> Run:
+               stream: TextIO | None = None, quiet: bool = False, threads: int | None = None) -> Run:
         """Continue the run in ``run_dir`` from its ``last.npz``: the saved config (``overrides``
         may change only :data:`RESUME_OVERRIDES`), model, optimiser, data order, step count,
         history, and the best validation loss so far (which decides what ``best.npz`` holds)."""
@@ -197,7 +201,7 @@ class Run:
         ckpt = read_model_file(checkpoint, "checkpoint")
         saved = TrainConfig.from_dict(ckpt.meta["config"], str(checkpoint))
         _check_resumed_epochs(saved, overrides.get("epochs"), ckpt.meta["epoch"])
-        run = cls(replace(saved, **overrides), run_dir, stream, quiet)
+        run = cls(replace(saved, **overrides), run_dir, stream, quiet, threads)
         run._restore(ckpt)
         return run
 
