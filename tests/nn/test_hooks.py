@@ -49,7 +49,7 @@ def test_backward_hooks_fire_in_reverse_with_the_gradients():
     model.register_backward_hook(_record(log, "model"))
     out = model(x)
     g = np.random.default_rng(3).standard_normal(out.shape)
-    gx = model.backward(g)
+    gx = model.backward(g, input_grad=True)
 
     assert [name for name, *_ in log] == [2, 1, 0, "model"]
     g_a1 = g @ model[2].weight.data.T
