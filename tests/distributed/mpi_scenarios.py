@@ -43,36 +43,60 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / np.abs(b).max())
 
 
+class LossLog(Callback):
+    """The training loss every callback sees, step by step."""
+
+    def __init__(self):
+        self.losses: list[float] = []
+
+    def after_loss(self) -> None:
+        if self.learn.training:
+            self.losses.append(self.learn.loss)
+
+
 def same_as_one_process(comm: Communicator, stop: StopSignals, loss: nn.Loss, onehot: bool, batch: int) -> None:
-    """Weights and epoch metrics after two epochs equal one process's, with slices of unequal
-    size (``batch`` odd) and a last batch split unevenly."""
+    """Weights, the loss callbacks see at each step, and epoch metrics after two epochs equal one
+    process's, with slices of unequal size (``batch`` odd) and a last batch split unevenly."""
     x, y = data()
     targets = np.eye(3, dtype=np.float32)[y] if onehot else y
     reference = mlp()
     model = copy.deepcopy(reference)
     lr = 0.1 if loss.reduction == "mean" else 0.1 / batch  # a summed loss: a per-example rate
+    logs = LossLog(), LossLog()
     single = fit(reference, loss, DataLoader(ArrayDataset(x, targets), batch, shuffle=True, rng=1),
-                 DataLoader(ArrayDataset(x, targets), 8), [Recorder()], lr=lr)
+                 DataLoader(ArrayDataset(x, targets), 8), [Recorder(), logs[0]], lr=lr)
     learn = fit(model, copy.deepcopy(loss),
                 ShardedLoader(ArrayDataset(x, targets), batch, comm.rank, comm.size, shuffle=True, rng=1),
                 DataLoader(shard_dataset(x, targets, comm.rank, comm.size), 8),
-                [DistributedRecorder(comm, stop), DataParallel(comm, stop), CheckWeights(comm, every=1)], lr=lr)
+                [DistributedRecorder(comm, stop), DataParallel(comm, stop), CheckWeights(comm, every=1), logs[1]],
+                lr=lr)
     for (name, p), q in zip(model.named_parameters(), reference.parameters()):
         assert rel_error(p.data, q.data) < 1e-5, (name, rel_error(p.data, q.data))
+    assert len(logs[0].losses) == len(logs[1].losses) > 0
+    assert rel_error(np.array(logs[1].losses), np.array(logs[0].losses)) < 1e-5, "the global batch's loss"
     for mine, theirs in zip(learn.history, single.history):
         for key in ("train_loss", "train_accuracy", "valid_loss", "valid_accuracy"):
             assert abs(mine[key] - theirs[key]) <= 1e-5 * max(1.0, abs(theirs[key])), (key, mine, theirs)
 
 
 def batchnorm_statistics_are_averaged(comm: Communicator, stop: StopSignals) -> None:
-    """Each process normalises with its slice's statistics; the running statistics are averaged
-    at the end of each training pass, so CheckWeights (with buffers) passes after the fit."""
+    """Each process normalises with its slice's statistics and updates its running statistics
+    from them; at the end of the pass they are averaged. With lr 0 the weights stay put, so
+    every process can replay what each process's statistics were and check the average."""
     x, y = data()
     model = mlp(batchnorm=True)
-    untouched = model[1].running_mean.copy()
-    loader = ShardedLoader(ArrayDataset(x + comm.rank, y), 8, comm.rank, comm.size, shuffle=True, rng=1)
-    fit(model, nn.CrossEntropyLoss(), loader, None, [DataParallel(comm, stop), CheckWeights(comm, every=1000)])
-    assert not np.array_equal(model[1].running_mean, untouched)
+    replays = [copy.deepcopy(model) for _ in range(comm.size)]
+    def loader(rank: int) -> ShardedLoader:
+        return ShardedLoader(ArrayDataset(x, y), 8, rank, comm.size, shuffle=True, rng=1)
+
+    fit(model, nn.CrossEntropyLoss(), loader(comm.rank), None,
+        [DataParallel(comm, stop), CheckWeights(comm, every=1000)], epochs=1, lr=0.0)
+    for rank, replay in enumerate(replays):
+        for xb, _ in loader(rank):
+            replay(xb)  # training-mode forward: updates the running statistics
+    for name in ("running_mean", "running_var"):
+        expected = np.mean([getattr(r[1], name) for r in replays], axis=0)
+        assert rel_error(getattr(model[1], name), expected) < 1e-6, name
 
 
 class Perturb(Callback):

@@ -57,3 +57,11 @@ def test_without_mpi4py_the_error_names_the_extra():
     plain = _python("import sys; sys.modules['mpi4py'] = None\n"
                     "from handprop.distributed import connect\nprint(connect(None))")
     assert plain.stdout.strip() == "None", "a plain run never needs mpi4py"
+
+
+def test_a_launcher_and_mpi_that_disagree_on_the_size_is_an_error(mpi):
+    """mpi4py bound to another MPI than the launcher's: each process would train alone."""
+    out = subprocess.run([sys.executable, "-c", "from handprop.distributed import connect; connect()"],
+                         env=mpi.env(OMPI_COMM_WORLD_SIZE="3"), capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "DistributedError: OMPI_COMM_WORLD_SIZE=3 but MPI started 1 process(es)" in out.stderr
