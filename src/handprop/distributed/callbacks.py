@@ -42,7 +42,8 @@ class DataParallel(Callback):
       even when the slices differ in size.
     - ``after_train``: floating-point buffers (BatchNorm running statistics) are averaged.
 
-    ``allreduce_time`` accumulates the seconds spent in the gradient Allreduce (for benchmarks).
+    ``allreduce_time`` accumulates the seconds spent in these Allreduce calls during training
+    (for benchmarks: their share of the step).
     """
 
     order = -30  # before the Recorder and the non-finite guard read the loss
@@ -65,7 +66,9 @@ class DataParallel(Callback):
         n, summed = len(learn.xb), _loss_is_summed(learn)
         sums = self._sums
         sums[:] = learn.loss * (1 if summed else n), n, self.stop.flag
+        start = time.perf_counter()
         self.comm.allreduce(sums)
+        self.allreduce_time += time.perf_counter() - start
         self.stop.stop_if_any(sums[2], f"before training step {learn.train_step + 1}")
         learn.local_loss = learn.loss
         learn.loss = float(sums[0] if summed else sums[0] / sums[1])

@@ -155,7 +155,7 @@ class Job:
         finished, the weights to ``weights.npz``)."""
         history = self.learn.history
         result = {"status": status, "world_size": self.size, "threads": blas_threads()[0],
-                  "steps": self.learn.train_step, "train_time_s": sum(r["time"] for r in history),
+                  "steps": self.learn.train_step, "epoch_time_s": [r["time"] for r in history],
                   "allreduce_time_s": self.data_parallel.allreduce_time if self.data_parallel else 0.0,
                   "test_accuracy": history[-1].get("test_accuracy") if history else None}
         if status == "interrupted":

@@ -1,0 +1,138 @@
+"""Data-parallel measurements: the figures of docs/distributed.md.
+
+    mpirun -n 2 --oversubscribe python benchmarks/bench_distributed.py mpi [--quick] [--repeats N] [--json PATH]
+        Allreduce times 4 KB .. 64 MB, and the step time and Allreduce share of 784-50-10 b64 and
+        784-1024-1024-10 b512 (what `handprop bench --distributed` prints).
+    mpirun -n 2 --oversubscribe python benchmarks/bench_distributed.py overlap [--repeats N]
+        Whether starting the Allreduce of the last layers' gradients (Iallreduce) while the first
+        layer's backward runs shortens the step of 784-1024-1024-10 b512.
+    python benchmarks/bench_distributed.py throughput [--rounds N] [--steps N]
+        784-1024-1024-10 at global batch 512: 2 processes x 1 BLAS thread (mpirun) against
+        1 process x 2 threads, runs alternating, samples per second of the second epoch.
+
+As root, export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 first.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from handprop.bench.report import median
+
+COMPUTE_MLP = ["--hidden", "1024", "--hidden", "1024", "--batch-size", "512", "--lr", "0.01"]
+
+
+def mpi(args: argparse.Namespace) -> int:
+    from handprop.distributed.bench import run
+    return run(argparse.Namespace(threads=args.threads, repeats=args.repeats, quick=args.quick,
+                                  data_dir=None, synthetic=False, json=args.json))
+
+
+def overlap(args: argparse.Namespace) -> int:
+    """Blocking Allreduce after backward against Iallreduce of layers 2-3 during layer 1's backward."""
+    from handprop.bench.models import handprop_mlp
+    from handprop.bench.threads import set_blas_threads
+    from handprop.distributed import GradientBuckets, abort_on_error, connect
+    from handprop.nn import CrossEntropyLoss
+    from handprop.optim import SGD
+
+    comm = connect(True)
+    MPI = comm.MPI
+    with abort_on_error(comm):
+        set_blas_threads(1)
+        model = handprop_mlp((784, 1024, 1024, 10))
+        first, late = model[0].parameters(), [p for layer in model.layers[1:] for p in layer.parameters()]
+        early_bucket, late_bucket = GradientBuckets(first, 1 << 30), GradientBuckets(late, 1 << 30)
+        loss, opt = CrossEntropyLoss(), SGD(model.parameters(), lr=0.01)
+        rng = np.random.default_rng(comm.rank)
+        x, y = rng.standard_normal((256, 784), dtype=np.float32), rng.integers(0, 10, 256)
+
+        def step(overlapped: bool) -> None:
+            loss(model(x), y)
+            g, request = loss.backward(), None
+            for i in range(len(model) - 1, -1, -1):
+                g = model[i].backward(g, i > 0)
+                if overlapped and i == 1:  # layers 1.. are done: their gradients can travel
+                    request = comm.comm.Iallreduce(MPI.IN_PLACE, late_bucket.buffers[0], op=MPI.SUM)
+            if request is not None:
+                request.Wait()
+            else:
+                comm.allreduce(late_bucket.buffers[0])
+            comm.allreduce(early_bucket.buffers[0])
+            opt.step()
+            opt.zero_grad()
+
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for variant in (False, True):
+            step(variant)
+        for _ in range(args.repeats or 5):
+            for variant in (False, True):
+                comm.barrier()
+                start = time.perf_counter()
+                for _ in range(args.steps):
+                    step(variant)
+                times[variant].append((time.perf_counter() - start) / args.steps)
+        if comm.is_root:
+            for variant, label in ((False, "Allreduce after backward"), (True, "Iallreduce during backward")):
+                t = times[variant]
+                print(f"{label:<28} {median(t) * 1e3:8.2f} ms/step  (range {min(t) * 1e3:.2f} - {max(t) * 1e3:.2f}, "
+                      f"{len(t)} rounds of {args.steps} steps)")
+    return 0
+
+
+def _train(command: list[str], flags: list[str], steps: int, env: dict[str, str]) -> float:
+    """Samples per second in the second epoch of one driver run."""
+    flags = [*flags, *COMPUTE_MLP, "--subset", str(512 * steps), "--epochs", "2", "--no-test", "--quiet"]
+    done = subprocess.run([*command, "-m", "handprop.distributed.train", *flags], env=env,
+                          capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return 512 * steps / result["epoch_time_s"][-1]
+
+
+def throughput(args: argparse.Namespace) -> int:
+    mpirun = str(Path(sys.executable).with_name("mpirun")) if Path(sys.executable).with_name("mpirun").is_file() \
+        else shutil.which("mpirun")
+    if mpirun is None:
+        raise SystemExit("mpirun not found: pip install 'handprop[mpi]'")
+    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+    variants = {  # name: (launch, flags)
+        "2 processes x 1 thread": ([mpirun, "-n", "2", "--oversubscribe", sys.executable], ["--threads", "1"]),
+        "1 process x 2 threads": ([sys.executable], ["--no-distributed", "--threads", "2"]),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for round_ in range(args.rounds):
+        for name, (command, flags) in variants.items():
+            rates[name].append(_train(command, flags, args.steps, env))
+        print(f"round {round_ + 1}: " + ", ".join(f"{n} {r[-1]:,.0f}/s" for n, r in rates.items()), flush=True)
+    print(f"\n784-1024-1024-10, global batch 512, {args.steps} steps per epoch, samples/s of epoch 2 "
+          f"(load average {os.getloadavg()[0]:.2f}):")
+    for name, r in rates.items():
+        print(f"  {name:<24} median {median(r):8,.0f}  range {min(r):,.0f} - {max(r):,.0f}")
+    ratios = [a / b for a, b in zip(*rates.values())]
+    print(f"  ratio (2 x 1 / 1 x 2): median {median(ratios):.3f}, range {min(ratios):.3f} - {max(ratios):.3f}")
+    return 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("mode", choices=["mpi", "overlap", "throughput"])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--repeats", type=int, help="rounds (default 5; quick 2)")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--json")
+    p.add_argument("--rounds", type=int, default=5, help="throughput: rounds of A B")
+    p.add_argument("--steps", type=int, default=20, help="overlap / throughput: steps per timed run")
+    args = p.parse_args()
+    return {"mpi": mpi, "overlap": overlap, "throughput": throughput}[args.mode](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
