@@ -9,6 +9,9 @@
     python benchmarks/bench_distributed.py throughput [--rounds N] [--steps N]
         784-1024-1024-10 at global batch 512: 2 processes x 1 BLAS thread (mpirun) against
         1 process x 2 threads, runs alternating, samples per second of the second epoch.
+    python benchmarks/bench_distributed.py scaling [--repeats N]
+        The cluster model: one thread's step time at each per-process batch B/N (measured here)
+        plus a ring Allreduce of the gradients at 10 and 100 Gbit/s (modelled), for N = 2 .. 64.
 
 As root, export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 first.
 """
@@ -121,9 +124,76 @@ def throughput(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The networks of the scaling model: (label, layer sizes, global batch).
+SCALING_MODELS = (("784-50-10 b64", (784, 50, 10), 64), ("784-1024-1024-10 b512", (784, 1024, 1024, 10), 512))
+RANKS = (1, 2, 4, 8, 16, 32, 64)
+#: Links of the model: (label, bytes per second, latency per message in seconds). The latencies are
+#: typical of MPI over TCP on 10 Gbit/s Ethernet and over RDMA on 100 Gbit/s InfiniBand.
+LINKS = (("10 Gbit/s", 10e9 / 8, 30e-6), ("100 Gbit/s", 100e9 / 8, 3e-6))
+
+
+def step_seconds(sizes: tuple[int, ...], batch: int, steps: int, repeats: int) -> float:
+    """Median time of one training step (forward, backward, SGD) of one thread at ``batch``."""
+    from handprop.bench.models import handprop_mlp
+    from handprop.nn import CrossEntropyLoss
+    from handprop.optim import SGD
+
+    model, loss = handprop_mlp(sizes), CrossEntropyLoss()
+    opt = SGD(model.parameters(), lr=0.01)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((batch, sizes[0]), dtype=np.float32), rng.integers(0, sizes[-1], batch)
+
+    def run() -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            loss(model(x), y)
+            model.backward(loss.backward(), input_grad=False)
+            opt.step()
+            opt.zero_grad()
+        return (time.perf_counter() - start) / steps
+
+    run()
+    return median([run() for _ in range(repeats)])
+
+
+def ring_allreduce_seconds(nbytes: int, ranks: int, bandwidth: float, latency: float) -> float:
+    """Ring Allreduce (reduce-scatter then all-gather): 2(N-1) messages of nbytes/N per process,
+    plus the 24-byte loss Allreduce (log2 N rounds of latency)."""
+    if ranks == 1:
+        return 0.0
+    return 2 * (ranks - 1) * (latency + nbytes / ranks / bandwidth) + np.log2(ranks) * latency
+
+
+def scaling(args: argparse.Namespace) -> int:
+    from handprop.bench.models import handprop_mlp
+    from handprop.bench.threads import set_blas_threads
+
+    set_blas_threads(1)
+    repeats = args.repeats or 5
+    print(f"one BLAS thread per process; load average {os.getloadavg()[0]:.2f}; medians of {repeats} runs")
+    for label, sizes, batch in SCALING_MODELS:
+        nbytes = sum(p.data.nbytes for p in handprop_mlp(sizes).parameters())
+        compute = {n: step_seconds(sizes, batch // n, max(5, 2000 // (batch // n) // 4), repeats)
+                   for n in RANKS if batch // n >= 1}
+        print(f"\n{label}: {nbytes:,} bytes of gradients per step; one process, one thread: "
+              f"{compute[1] * 1e3:.2f} ms/step")
+        print("efficiency: strong = global batch fixed (each process takes batch/N); weak = each process "
+              f"keeps batch {batch} (global batch N x {batch})")
+        print(f"{'N':>4}{'batch/N':>9}{'compute':>10}{'sent/rank':>11}" +
+              "".join(f"{'Allreduce ' + name:>22}{'strong':>8}{'weak':>6}" for name, _, _ in LINKS))
+        for n, t in compute.items():
+            sent = 2 * (n - 1) / n * nbytes
+            row = f"{n:>4}{batch // n:>9}{t * 1e3:>8.2f}ms{sent / 1e6:>9.2f}MB"
+            for _, bandwidth, latency in LINKS:
+                comm = ring_allreduce_seconds(nbytes, n, bandwidth, latency)
+                row += f"{comm * 1e3:>20.2f}ms{compute[1] / (n * (t + comm)):>8.0%}{compute[1] / (compute[1] + comm):>6.0%}"
+            print(row)
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("mode", choices=["mpi", "overlap", "throughput"])
+    p.add_argument("mode", choices=["mpi", "overlap", "throughput", "scaling"])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--repeats", type=int, help="rounds (default 5; quick 2)")
     p.add_argument("--threads", type=int)
@@ -131,7 +201,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=5, help="throughput: rounds of A B")
     p.add_argument("--steps", type=int, default=20, help="overlap / throughput: steps per timed run")
     args = p.parse_args()
-    return {"mpi": mpi, "overlap": overlap, "throughput": throughput}[args.mode](args)
+    return {"mpi": mpi, "overlap": overlap, "throughput": throughput, "scaling": scaling}[args.mode](args)
 
 
 if __name__ == "__main__":
