@@ -121,6 +121,7 @@ class Job:
         self.learn = Learner(self.model, nn.CrossEntropyLoss(), self.opt, train_dl,
                              DataLoader(test, 1000) if args.test else None, callbacks)
         self.learn.history = []
+        self.last_saved_epoch: int | None = None
 
     # -- files (rank 0) -------------------------------------------------------------------------
     def _meta(self, **extra: Any) -> dict[str, Any]:
@@ -132,6 +133,8 @@ class Job:
         meta = self._meta(epoch=state["epoch"], train_step=state["train_step"], rng=state.get("rng"))
         meta["history"] = meta["history"][:state["epoch"]]
         save_arrays(self.args.out / name, arrays, meta)
+        if name == "last.npz":
+            self.last_saved_epoch = state["epoch"]
 
     def resume(self, run_dir: Path) -> str | None:
         """Load ``run_dir/last.npz``; a warning to print when it was written by another number of processes."""
@@ -144,6 +147,7 @@ class Job:
                                "epoch": meta["epoch"], "train_step": meta["train_step"]})
         self.loader_rng.bit_generator.state = meta["rng"]
         self.learn.history = list(meta["history"])
+        self.last_saved_epoch = meta["epoch"]
         if meta["world_size"] != self.size:
             return (f"warning: {run_dir} was trained on {meta['world_size']} process(es), resumed on {self.size}: "
                     "same batches in the same order, but the sums are rounded differently, so the result is "
@@ -172,7 +176,9 @@ class Job:
         if not self.is_root:
             return
         state = self.checkpoint.epoch_start_state or self.learn.state()
-        if self.args.out is not None:
+        # After epoch 1, last.npz already holds this epoch's start (written when the last epoch
+        # ended): no second write, so the stop fits in mpirun's 0.25 s before SIGKILL.
+        if self.args.out is not None and self.last_saved_epoch != state["epoch"]:
             self.save_checkpoint("last.npz", state)
         result = self.results("interrupted")
         print(f"{reason or 'interrupted'}; checkpoint {self.args.out}/last.npz holds the start of epoch "
