@@ -132,8 +132,8 @@ RANKS = (1, 2, 4, 8, 16, 32, 64)
 LINKS = (("10 Gbit/s", 10e9 / 8, 30e-6), ("100 Gbit/s", 100e9 / 8, 3e-6))
 
 
-def step_seconds(sizes: tuple[int, ...], batch: int, steps: int, repeats: int) -> float:
-    """Median time of one training step (forward, backward, SGD) of one thread at ``batch``."""
+def step_runner(sizes: tuple[int, ...], batch: int, steps: int):
+    """A function timing one thread's training steps (forward, backward, SGD) at ``batch``: seconds per step."""
     from handprop.bench.models import handprop_mlp
     from handprop.nn import CrossEntropyLoss
     from handprop.optim import SGD
@@ -152,8 +152,7 @@ def step_seconds(sizes: tuple[int, ...], batch: int, steps: int, repeats: int) -
             opt.zero_grad()
         return (time.perf_counter() - start) / steps
 
-    run()
-    return median([run() for _ in range(repeats)])
+    return run
 
 
 def ring_allreduce_seconds(nbytes: int, ranks: int, bandwidth: float, latency: float) -> float:
@@ -173,8 +172,14 @@ def scaling(args: argparse.Namespace) -> int:
     print(f"one BLAS thread per process; load average {os.getloadavg()[0]:.2f}; medians of {repeats} runs")
     for label, sizes, batch in SCALING_MODELS:
         nbytes = sum(p.data.nbytes for p in handprop_mlp(sizes).parameters())
-        compute = {n: step_seconds(sizes, batch // n, max(5, 2000 // (batch // n) // 4), repeats)
-                   for n in RANKS if batch // n >= 1}
+        runners = {n: step_runner(sizes, batch // n, max(20, 4000 // (batch // n))) for n in RANKS if batch // n >= 1}
+        times: dict[int, list[float]] = {n: [] for n in runners}
+        for run in runners.values():
+            run()  # warm-up
+        for _ in range(repeats):  # the batch sizes alternate within each round
+            for n, run in runners.items():
+                times[n].append(run())
+        compute = {n: median(t) for n, t in times.items()}
         print(f"\n{label}: {nbytes:,} bytes of gradients per step; one process, one thread: "
               f"{compute[1] * 1e3:.2f} ms/step")
         print("efficiency: strong = global batch fixed (each process takes batch/N); weak = each process "
