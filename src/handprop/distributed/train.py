@@ -64,7 +64,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    "on this machine)")
     p.add_argument("--check-every", type=positive_int, default=100, metavar="STEPS",
                    help="compare the weights of every process this often")
-    p.add_argument("--bucket-mb", type=positive_float, default=4.0, help="gradient bucket size in MiB")
+    p.add_argument("--bucket-mb", type=positive_float, default=25.0, help="gradient bucket size in MiB")
     p.add_argument("--timeout", type=positive_float, default=300.0, metavar="SECONDS",
                    help="end the job when a process waits this long for the others")
     p.add_argument("--out", type=Path, metavar="DIR", help="where rank 0 writes weights, metrics and checkpoints")
