@@ -55,6 +55,12 @@ def positive_int(text: str) -> int:
     return _typed(Setting(int, low=0, above=True))(text)
 
 
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number > 0."""
+    from .train.config import Setting
+    return _typed(Setting(float, low=0, above=True))(text)
+
 def _option(name: str) -> str:
     """The flag of config field ``name``: ``batch_size`` -> ``--batch-size``."""
     return "--" + name.replace("_", "-")

@@ -68,15 +68,20 @@ class DataLoader:
         return n // size if self.drop_last else -(-n // size)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for index in self.batch_indices():
+            xb, yb = self.dataset[index]
+            yield np.ascontiguousarray(xb, dtype=np.float32), yb
+
+    def batch_indices(self) -> Iterator[slice | np.ndarray]:
+        """The dataset index of each batch of one epoch (drawing its permutation when shuffling):
+        a slice in dataset order, else a slice of the permutation."""
         size = self._size()
         order = None
         if self.shuffle:
             rng = resolve_rng(None) if self._rng is None else self._rng
             order = rng.permutation(len(self.dataset))
         for start in range(0, len(self) * size, size):
-            index = slice(start, start + size) if order is None else order[start:start + size]
-            xb, yb = self.dataset[index]
-            yield np.ascontiguousarray(xb, dtype=np.float32), yb
+            yield slice(start, start + size) if order is None else order[start:start + size]
 
     def __repr__(self) -> str:
         return (f"DataLoader({self.dataset!r}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
