@@ -69,3 +69,32 @@ def test_user_errors_are_one_line_and_exit_2(model_file, tmp_path, capsys, argv,
     _, path = model_file
     code, out, err = _run(capsys, *[a.format(m=path, t=tmp_path) for a in argv])
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def _safetensors_bytes(header: dict, data: bytes) -> bytes:
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + data
+
+
+SPEC = json.dumps({"type": "Sequential", "layers": [{"type": "Linear", "in_features": 2, "out_features": 1}]})
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"\xff" * 8 + b"{}", "header length"),
+    (_safetensors_bytes({"model.layers.0.weight": {"dtype": "F32", "shape": [2, 1], "data_offsets": [0, 80]}},
+                        bytes(8)), "offsets span 80"),
+    (_safetensors_bytes({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                         "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, bytes(12)), "overlap"),
+    (_safetensors_bytes({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, bytes(8)), "a"),
+    (_safetensors_bytes({"a": {"dtype": "F32", "shape": [10 ** 6, 10 ** 6], "data_offsets": [0, 8]}}, bytes(8)), "a"),
+    (_safetensors_bytes({"__metadata__": {"spec": SPEC.replace("2", "1000000000")},
+                         "model.layers.0.weight": {"dtype": "F32", "shape": [2, 1], "data_offsets": [0, 8]},
+                         "model.layers.0.bias": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}},
+                        bytes(12)), "shape"),
+])
+def test_crafted_safetensors_files_are_one_line_and_exit_2(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(content)
+    code, out, err = _run(capsys, "summary", path)
+    assert code == 2 and str(path) in err and message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
