@@ -80,8 +80,15 @@ def _is_logged(learn, every: int) -> bool:
     return e == 1 or e % every == 0 or e == learn.n_epochs
 
 
+def renders_bars(stream: TextIO) -> bool:
+    """Whether ``stream`` shows live bars: a terminal, or a Jupyter kernel's own output stream
+    (not a tty, but the notebook draws it); files and pipes get plain lines."""
+    in_kernel = "ipykernel" in sys.modules and type(stream).__module__.startswith("ipykernel.")
+    return in_kernel or stream.isatty()
+
+
 class ProgressBar(Callback):
-    """A per-epoch table; on a terminal, a tqdm bar per pass, else one plain line per epoch.
+    """A per-epoch table; on a terminal or in Jupyter, a tqdm bar per pass, else one plain line per epoch.
 
     ``metric`` picks the column shown beside the losses ('accuracy' or 'error', in percent);
     ``every`` prints only every n-th epoch (full-batch runs have one step per epoch).
@@ -94,7 +101,7 @@ class ProgressBar(Callback):
         self.valid_name, self.metric, self.every, self.label = valid_name, metric, every, label
         self.stream = stream or sys.stdout
         self.bar = None
-        self.use_bars = self.stream.isatty() and every == 1
+        self.use_bars = every == 1 and renders_bars(self.stream)
 
     def before_fit(self) -> None:
         v, m = self.valid_name, self.metric[:3]
@@ -111,7 +118,7 @@ class ProgressBar(Callback):
     def _open_bar(self) -> None:
         if self.use_bars:
             try:
-                from tqdm.auto import tqdm  # imported only when drawing on a terminal
+                from tqdm.auto import tqdm  # on use; in Jupyter, auto picks the notebook widget
             except ImportError:  # tqdm is optional (the [cli] extra): plain lines then
                 self.use_bars = False
                 return

@@ -16,7 +16,7 @@ from an outer scope skips the ``after_`` events of the scopes it leaves (as in f
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..nn.loss import Loss
 from ..nn.module import Module
@@ -150,6 +150,17 @@ class Learner:
         optimiser state are restored afterwards (see :mod:`handprop.train.lr_finder`)."""
         from .lr_finder import lr_find  # (it imports this module)
         return lr_find(self, start_lr, end_lr, num_it, stop_factor)
+
+    def plot_curves(self) -> Any:
+        """Loss and accuracy per epoch from the Recorder's history, as a ``matplotlib.figure.Figure``
+        (a notebook cell shows it inline; ``fig.savefig(path)`` writes it)."""
+        from .callbacks import Recorder  # (it imports this module)
+        from .plots import curves_figure
+
+        recorder = next((cb for cb in self.callbacks if isinstance(cb, Recorder)), None)
+        if recorder is None:
+            raise ValueError("plot_curves: no Recorder among the callbacks, so there is no history to plot")
+        return curves_figure(getattr(self, "history", []), recorder.valid_name)
 
     def state(self) -> dict:
         """Copies of everything a resume needs: model and optimiser state, position in training."""

@@ -1,4 +1,4 @@
-"""Training curves and the confusion matrix as PNG files (matplotlib, imported on use).
+"""Training curves and the confusion matrix as Figures and PNG files (matplotlib, imported on use).
 
 Each plot is drawn on its own ``matplotlib.figure.Figure``, never through pyplot: the user's
 backend and pyplot's figures (a notebook's inline plots) are left exactly as they were.
@@ -6,15 +6,15 @@ backend and pyplot's figures (a notebook's inline plots) are left exactly as the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..figures import new_figure, save_png
 
 
-def plot_curves(history: Sequence[dict], path: str | Path, valid_name: str = "valid") -> Path:
-    """Loss and accuracy per epoch, train vs ``valid_name``, side by side."""
+def curves_figure(history: Sequence[dict], valid_name: str = "valid") -> Any:
+    """A ``Figure``: loss and accuracy per epoch, train vs ``valid_name``, side by side."""
     fig = new_figure(10, 4)
     ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = [r["epoch"] for r in history]
@@ -30,7 +30,12 @@ def plot_curves(history: Sequence[dict], path: str | Path, valid_name: str = "va
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # an empty history (diverged in epoch 1) has no lines
             ax.legend()
-    return save_png(fig, path, dpi=110)
+    return fig
+
+
+def plot_curves(history: Sequence[dict], path: str | Path, valid_name: str = "valid") -> Path:
+    """:func:`curves_figure` written to ``path`` as a PNG."""
+    return save_png(curves_figure(history, valid_name), path, dpi=110)
 
 
 def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | Path, title: str = "") -> Path:
