@@ -56,6 +56,7 @@ def evaluate(model_path: Path, dataset: str | None = None, data_dir: Path | None
 
     path = resolve_model_path(Path(model_path))
     model, normalize, meta, _ = load_model(path)  # checked: a bad file is a ModelFileError naming it
+    model.eval()  # before any forward: a training-mode one would move BatchNorm's running statistics
     cfg = TrainConfig.from_dict(meta.get("config", {}), str(path))
     trained_on = meta.get("dataset") or meta.get("config", {}).get("dataset")
     name = dataset or trained_on or cfg.dataset
