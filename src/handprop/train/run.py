@@ -41,7 +41,7 @@ from .signals import by_which, signals_held
 FLIPPABLE = "fashion-mnist"
 
 
-class TestTimeAugmented(Module):
+class AveragedOverViews(Module):
     """``model``'s logits averaged over ``views`` of each batch (``--tta``); not saved, only tested."""
 
     def __init__(self, model: Module, views: list):
@@ -55,7 +55,7 @@ def tested_model(model: Module, cfg: TrainConfig, image_shape: tuple[int, int, i
     """What the test figures are computed with: ``model``, or with ``cfg.tta`` its test-time augmented form."""
     if not cfg.tta:
         return model
-    return TestTimeAugmented(model, tta_views(image_shape, cfg.dataset == FLIPPABLE, blank))
+    return AveragedOverViews(model, tta_views(image_shape, cfg.dataset == FLIPPABLE, blank))
 
 
 class TrainingInterrupted(Exception):
