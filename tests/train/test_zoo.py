@@ -110,7 +110,7 @@ def test_resume_of_an_augmented_run_is_bit_identical(tmp_path, loads):
         np.testing.assert_array_equal(a.data, b.data)
 
 
-def test_tta_averages_the_logits_of_shifted_copies(tmp_path, loads):
+def test_tta_averages_the_logits_of_shifted_copies(tmp_path, loads, capsys, monkeypatch):
     run = _build(tmp_path, model="cnn", tta=True)
     run.fit()
     x, y = run.data.x_test, run.data.y_test
@@ -122,6 +122,10 @@ def test_tta_averages_the_logits_of_shifted_copies(tmp_path, loads):
     assert run.result["test_loss"] == pytest.approx(run.loss(logits, y), rel=1e-5)
     assert run.result["test_loss"] != pytest.approx(plain["test_loss"], rel=1e-3)
     assert run.result["test_accuracy"] == np.mean(logits.argmax(axis=1) == y)
+    monkeypatch.setattr(handprop.evaluate, "load_dataset", run_mod.load_dataset)  # the loads fixture's
+    capsys.readouterr()
+    assert evaluate(tmp_path / "run") == 0  # evaluate tests the saved run as it was tested
+    assert f"test loss {run.result['test_loss']:.4f}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("model", ["cnn", "resnet"])

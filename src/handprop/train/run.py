@@ -84,7 +84,12 @@ class Data:
     @property
     def blank(self) -> float:
         """The value a blank (zero) pixel has in these arrays."""
-        return float(self.normalize(np.zeros(1, np.float32))[0]) if self.normalize is not None else 0.0
+        return blank_value(self.normalize)
+
+
+def blank_value(normalize: Normalize | None) -> float:
+    """The value a blank (zero) pixel has after ``normalize``."""
+    return float(normalize(np.zeros(1, np.float32))[0]) if normalize is not None else 0.0
 
 
 def prepare_data(cfg: TrainConfig) -> Data:
