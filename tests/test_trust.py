@@ -13,7 +13,7 @@ def test_every_builtin_layer_and_loss_is_in_the_matrix():
     expected = {nn.Linear, nn.ReLU, nn.LeakyReLU, nn.GeneralReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.LogSoftmax,
                 nn.Sequential, nn.MSELoss, nn.CrossEntropyLoss, nn.NLLLoss,
                 nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.Dropout,
-                nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten}
+                nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.ResBlock}
     assert covered == expected
 
 

@@ -148,18 +148,21 @@ def _layer_shapes(config: Any, where: str, depth: int, integers: set[str]) -> di
     named = f"{where} ({entry.name})"  # as the registry names it
     for arg in sizes + nested:
         arg.check(config[arg.name], named)
-    # Each size argument (each element of a pair) gets its own prime in each probe.
+    # Each distinct value of a size argument (of an element of a pair) gets its own prime in each
+    # probe; equal sizes stay equal, as a layer may depend on it (ResBlock's identity shortcut).
     slots = [(a, i) for a in sizes for i in ((0, 1) if a.kind == "pair" else (None,))]
+    distinct = list(dict.fromkeys(_slot_value(config, slot) for slot in slots))
+    rank = [distinct.index(_slot_value(config, slot)) for slot in slots]
     probes = []
     for primes in _PROBES:
         values: dict[str, Any] = {}
-        for (a, i), p in zip(slots, primes):
-            values[a.name] = p if i is None else [*values.get(a.name, []), p]
+        for (a, i), r in zip(slots, rank):
+            values[a.name] = primes[r] if i is None else [*values.get(a.name, []), primes[r]]
         probe = {**config, **values, **{a.name: [] for a in nested}}
         state = registry.build(probe, where, Module).state_dict()
         probes.append({n: a.shape for n, a in state.items()})
     integers.update(n for n, a in state.items() if np.issubdtype(a.dtype, np.integer))
-    follows = {(a_prime, b_prime): slot for slot, a_prime, b_prime in zip(slots, *_PROBES)}
+    follows = {(_PROBES[0][r], _PROBES[1][r]): slot for slot, r in zip(slots, rank)}
     shapes, backed = {}, set()
     for name, shape in probes[0].items():
         dims = []
@@ -169,9 +172,8 @@ def _layer_shapes(config: Any, where: str, depth: int, integers: set[str]) -> di
                     raise TypeError(f"{entry.name}.{name}: a dimension that is not one of the size arguments; "
                                     "model files cannot check it")
                 arg, i = follows[a_dim, b_dim]
-                backed.add(arg.name)
-                value = config[arg.name]
-                a_dim = value if i is None or isinstance(value, int) else value[i]
+                backed.update(a.name for (a, _), r in zip(slots, rank) if r == rank[slots.index((arg, i))])
+                a_dim = _slot_value(config, (arg, i))
             dims.append(a_dim)
         shapes[name] = tuple(dims)
     unbacked = [a.name for a in sizes if a.name not in backed]
@@ -184,6 +186,13 @@ def _layer_shapes(config: Any, where: str, depth: int, integers: set[str]) -> di
             shapes.update({f"{arg.name}.{i}.{n}": s for n, s in child_shapes.items()})
             integers.update(f"{arg.name}.{i}.{n}" for n in child_integers)
     return shapes
+
+
+def _slot_value(config: dict[str, Any], slot: tuple[Any, int | None]) -> int:
+    """The value of a size argument, or of one element of a pair-valued one, in ``config``."""
+    arg, i = slot
+    value = config[arg.name]
+    return value if i is None or isinstance(value, int) else value[i]
 
 
 # -- the metadata --------------------------------------------------------------------------------------

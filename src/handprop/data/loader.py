@@ -1,7 +1,7 @@
 """Mini-batches from in-memory arrays: ArrayDataset and a seeded, vectorised DataLoader."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -44,12 +44,16 @@ class DataLoader:
       so the sequence of epochs is reproducible), or None (handprop's default generator,
       looked up at each epoch so ``handprop._random.manual_seed`` takes effect).
 
+    - ``transform``: applied to each ``xb`` (e.g. :class:`handprop.data.augment.Augment`, drawing
+      from the same generator, so a run's batches stay reproducible).
+
     ``len(loader)`` is the number of batches per epoch. ``x`` of another dtype is cast per
     batch; labels are returned as stored.
     """
 
     def __init__(self, dataset: Any, batch_size: int | None = 64, shuffle: bool = False,
-                 drop_last: bool = False, rng: np.random.Generator | int | None = None) -> None:
+                 drop_last: bool = False, rng: np.random.Generator | int | None = None,
+                 transform: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         if batch_size is not None and (isinstance(batch_size, bool)
                                        or not isinstance(batch_size, (int, np.integer))
                                        or batch_size <= 0):
@@ -59,6 +63,7 @@ class DataLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self._rng = None if rng is None else resolve_rng(rng)
+        self.transform = transform
 
     def _size(self) -> int:
         return max(len(self.dataset), 1) if self.batch_size is None else int(self.batch_size)
@@ -70,7 +75,8 @@ class DataLoader:
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for index in self.batch_indices():
             xb, yb = self.dataset[index]
-            yield np.ascontiguousarray(xb, dtype=np.float32), yb
+            xb = np.ascontiguousarray(xb, dtype=np.float32)
+            yield (xb if self.transform is None else self.transform(xb)), yb
 
     def batch_indices(self) -> Iterator[slice | np.ndarray]:
         """The dataset index of each batch of one epoch (drawing its permutation when shuffling):

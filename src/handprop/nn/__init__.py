@@ -13,11 +13,12 @@ from .linear import Linear
 from .loss import CrossEntropyLoss, Loss, MSELoss, NLLLoss
 from .module import Module, Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .resblock import ResBlock
 from .sequential import Sequential
 
 __all__ = [
     "Parameter", "Module", "Sequential", "Linear",
-    "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten",
+    "Conv2d", "ResBlock", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout",
     "ReLU", "LeakyReLU", "GeneralReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "LogSoftmax",
     "Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss",

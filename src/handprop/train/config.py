@@ -139,6 +139,9 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
 #: The std of ``init="normal"`` when none is given.
 DEFAULT_INIT_STD = 0.01
 
+#: The architectures of ``--model`` (built in :func:`handprop.train.build.model_spec`).
+MODELS = ("mlp", "cnn", "resnet")
+
 INITS = ("default", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal", "normal", "lsuv")
 
 #: The notebooks' experiments; explicit settings override them.
@@ -173,6 +176,9 @@ class TrainConfig:
                                  "go there)", optional=True, metavar="DIR")
     download: bool = _field(True, bool, flag=False, switches=(
         Switch("--offline", False, "never download; fail if no local copy is found"),))
+    model: str = _field("mlp", str, "architecture: mlp (Linear layers of --hidden), cnn (stride-2 3x3 convs "
+                       "with BatchNorm), resnet (residual blocks); the conv models take (N, 1, 28, 28) images",
+                       choices=MODELS)
     hidden: tuple[int, ...] = _field((256,), int, "hidden layer width; repeat for depth", low=1, many=True,
                                     metavar="N")
     activation: str = _field("relu", str, "hidden-layer activation", choices=_activation_names)
@@ -209,6 +215,10 @@ class TrainConfig:
                        low=0, metavar="N")
     normalize: bool = _field(True, bool, flag=False, switches=(
         Switch("--no-normalize", False, "keep raw [0, 1] pixels"),))
+    augment: bool = _field(False, bool, "training-time augmentation: random crop with 2-pixel padding, random "
+                           "erasing, and a horizontal flip on fashion-mnist (never on digits)")
+    tta: bool = _field(False, bool, "test-time augmentation: the test figures average the logits of each image "
+                       "and of its flipped (fashion-mnist) or one-pixel-shifted (digits) copies")
     seed: int = _field(0, int, "seed of the initial weights and the batch order", low=0)
     patience: int | None = _field(None, int, "early stopping after N epochs without improvement of the "
                                  "validation loss", low=1, optional=True, metavar="N")
@@ -258,6 +268,11 @@ class TrainConfig:
         if self.shuffle and self.batch_size is None:
             raise UsageError("shuffle=True needs mini-batches: one full batch has no order (got batch_size=None)",
                              ["shuffle", "batch_size"])
+        if self.model != "mlp":
+            mlp_only = [name for name in ("hidden", "output_activation") if getattr(self, name) != _FIELDS[name].default]
+            if mlp_only:
+                raise UsageError(f"{mlp_only[0]}={_text(getattr(self, mlp_only[0]))} applies to model=mlp only "
+                                 f"(got model={self.model})", [mlp_only[0], "model"])
         if self.patience is not None and not self.valid:
             raise UsageError(f"patience={self.patience} needs a validation split (valid > 0): early stopping "
                              "must not watch the test set", ["patience", "valid"])

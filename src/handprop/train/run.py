@@ -21,10 +21,12 @@ import numpy as np
 
 from .. import __version__, nn
 from ..data import ArrayDataset, DataLoader, Normalize, load_dataset, to_float_flat, train_valid_split
+from ..data.augment import Augment, tta_views
 from ..data.datasets import DATASETS
 from ..errors import UsageError
 from ..optim.lr_scheduler import SCHEDULES
 from ..model_file import read_model_file
+from ..nn import Module
 from ..threads import apply_thread_policy, get_num_threads
 from ..serialize import atomic_write, build_model, group, save_model
 from . import build as B
@@ -34,6 +36,27 @@ from .learner import Learner
 from .metrics import test_report
 from .signals import by_which, signals_held
 from .stats import TRAIN_EVERY, ActivationStats
+
+
+#: The dataset whose images may be mirrored (clothes; a mirrored digit is no digit).
+FLIPPABLE = "fashion-mnist"
+
+
+class AveragedOverViews(Module):
+    """``model``'s logits averaged over ``views`` of each batch (``--tta``); not saved, only tested."""
+
+    def __init__(self, model: Module, views: list):
+        self.model, self.views = model, views
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return sum(self.model(view(x)) for view in self.views) / len(self.views)
+
+
+def tested_model(model: Module, cfg: TrainConfig, image_shape: tuple[int, int, int], blank: float) -> Module:
+    """What the test figures are computed with: ``model``, or with ``cfg.tta`` its test-time augmented form."""
+    if not cfg.tta:
+        return model
+    return AveragedOverViews(model, tta_views(image_shape, cfg.dataset == FLIPPABLE, blank))
 
 
 class TrainingInterrupted(Exception):
@@ -57,11 +80,24 @@ class Data:
     y_test: np.ndarray
     normalize: Normalize | None
     classes: tuple[str, ...]
+    image_shape: tuple[int, int, int]  # (C, H, W) of one image, whatever shape the arrays have
+
+    @property
+    def blank(self) -> float:
+        """The value a blank (zero) pixel has in these arrays."""
+        return blank_value(self.normalize)
+
+
+def blank_value(normalize: Normalize | None) -> float:
+    """The value a blank (zero) pixel has after ``normalize``."""
+    return float(normalize(np.zeros(1, np.float32))[0]) if normalize is not None else 0.0
 
 
 def prepare_data(cfg: TrainConfig) -> Data:
-    """Load the dataset, flatten to [0, 1] float32, split off validation, take subsets, normalise."""
+    """Load the dataset, flatten to [0, 1] float32, split off validation, take subsets, normalise;
+    the conv models see (N, 1, H, W) views of the flat rows (:func:`model_input`)."""
     (x_tr, y_tr), (x_te, y_te) = load_dataset(cfg.dataset, root=cfg.data_dir, download=cfg.download)
+    image_shape = (1, *x_tr.shape[1:])
     if cfg.valid >= len(x_tr):
         raise UsageError(f"valid={cfg.valid} leaves no training images ({cfg.dataset} has {len(x_tr):,})", ["valid"])
     if cfg.subset and cfg.subset > len(x_tr) - cfg.valid:
@@ -84,19 +120,27 @@ def prepare_data(cfg: TrainConfig) -> Data:
             if x is not None:
                 norm(x, out=x)
     x_te, y_te = test_split(x_te, y_te, cfg, norm)
-    return Data(x_tr, y_tr, x_va, y_va, x_te, y_te, norm, DATASETS[cfg.dataset].classes)
+    x_tr, x_va = (None if x is None else model_input(x, image_shape, cfg) for x in (x_tr, x_va))
+    return Data(x_tr, y_tr, x_va, y_va, x_te, y_te, norm, DATASETS[cfg.dataset].classes, image_shape)
+
+
+def model_input(x: np.ndarray, image_shape: tuple[int, ...], cfg: TrainConfig) -> np.ndarray:
+    """Flat (N, pixels) rows as ``cfg.model`` takes them: as they are (mlp), or a (N, C, H, W) view."""
+    return x if cfg.model == "mlp" else x.reshape(len(x), *image_shape)
 
 
 def test_split(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, normalize: Normalize | None
                ) -> tuple[np.ndarray, np.ndarray]:
     """The test images as a run sees them: the first ``test_subset``, flattened to [0, 1]
-    float32, normalised with the training statistics (``handprop evaluate`` uses this too)."""
+    float32, normalised with the training statistics, shaped for the model (``handprop evaluate``
+    uses this too)."""
     if cfg.test_subset:
         x, y = x[:cfg.test_subset], y[:cfg.test_subset]
+    image_shape = (1, *x.shape[1:])
     x = to_float_flat(x)
     if normalize is not None:
         normalize(x, out=x)
-    return x, y
+    return model_input(x, image_shape, cfg), y
 
 
 def check_run_dir(out: Path, n_params: int) -> None:
@@ -131,7 +175,7 @@ class Run:
         self.init_rng, self.loader_rng = (np.random.default_rng(s) for s in seeds)
         self.data = prepare_data(cfg)
         n_classes = len(self.data.classes)
-        self.spec = B.model_spec(self.data.x_train.shape[1], n_classes, cfg)
+        self.spec = B.model_spec(self.data.x_train.shape[1], n_classes, cfg)  # features, or channels
         self.model = build_model(self.spec)
         B.initialise(self.model, cfg, self.init_rng)
         if cfg.init == "lsuv":  # layer-sequential unit variance on a batch of training images
@@ -143,8 +187,12 @@ class Run:
         self.valid_name = "valid" if self.data.x_valid is not None else "test"
         x_va, y_va = ((self.data.x_valid, self.data.y_valid) if self.data.x_valid is not None
                       else (self.data.x_test, self.data.y_test))
+        # the augmentation draws from the loader's generator: a checkpoint's rng state covers both
+        self.augment = Augment(self.data.image_shape, self.loader_rng, flip=cfg.dataset == FLIPPABLE,
+                               fill=self.data.blank) if cfg.augment else None
         train_dl = DataLoader(ArrayDataset(self.data.x_train, B.encode_targets(self.data.y_train, n_classes, cfg)),
-                              batch_size=cfg.batch_size, shuffle=cfg.shuffle, rng=self.loader_rng)
+                              batch_size=cfg.batch_size, shuffle=cfg.shuffle, rng=self.loader_rng,
+                              transform=self.augment)
         valid_dl = DataLoader(ArrayDataset(x_va, B.encode_targets(y_va, n_classes, cfg)),
                               batch_size=None if cfg.full_batch else 1000)
         every = cfg.log_every
@@ -228,11 +276,15 @@ class Run:
         differs from the defaults."""
         d, cfg = self.data, self.cfg
         sizes = "-".join(str(s) for s in [d.x_train.shape[1], *cfg.hidden, len(d.classes)])
+        blocks = sum(type(m).__name__ in ("Conv2d", "ResBlock") for m in self.model)
+        arch = {"mlp": f"MLP {sizes}", "cnn": f"CNN of {blocks} conv-BN-{cfg.activation} layers",
+                "resnet": f"ResNet of {blocks} ResBlocks"}[cfg.model]
+        params = sum(p.data.size for p in self.model.parameters())
         splits = f"{len(d.x_train):,} train" + (f" / {len(d.x_valid):,} valid" if d.x_valid is not None else "")
         batch = "full batch" if cfg.full_batch else f"batch {cfg.batch_size}"
         norm = f"normalised with train mean {d.normalize.mean:.4f}, std {d.normalize.std:.4f}" \
             if d.normalize else "raw [0, 1] pixels"
-        model = (f"model: MLP {sizes}, {cfg.activation}, loss {cfg.loss} ({cfg.reduction}), "
+        model = (f"model: {arch} ({params:,} parameters), {cfg.activation}, loss {cfg.loss} ({cfg.reduction}), "
                  f"{type(self.opt).__name__} lr {self.lr:g}, {batch}, schedule {cfg.schedule}, "
                  f"{cfg.epochs} {'steps' if cfg.full_batch else 'epochs'}, seed {cfg.seed}")
         return f"{cfg.dataset}: {splits} / {len(d.x_test):,} test, {norm}\n" + \
@@ -312,8 +364,8 @@ class Run:
         model_epoch = len(self.learn.history)
         if self.early_stopping is not None and self.early_stopping.stopped:
             model_epoch = self._restore_best()
-        report = test_report(self.model, self.loss, d.x_test, B.encode_targets(d.y_test, n_classes, self.cfg),
-                             n_classes)
+        report = test_report(tested_model(self.model, self.cfg, d.image_shape, d.blank), self.loss, d.x_test,
+                             B.encode_targets(d.y_test, n_classes, self.cfg), n_classes)
         matrix = report.pop("confusion_matrix")
         self.result = {"status": "diverged" if getattr(self.learn, "diverged", False) else "finished",
                        "stop_reason": getattr(self.learn, "stop_reason", None), **report,
@@ -367,7 +419,7 @@ class Run:
 RESUME_OVERRIDES = ("epochs", "data_dir", "download")
 
 #: The settings :meth:`Run.describe` shows in its own words (the rest are listed when not default).
-_DESCRIBED = ("dataset", "valid", "subset", "test_subset", "normalize", "hidden", "activation", "loss",
+_DESCRIBED = ("model", "dataset", "valid", "subset", "test_subset", "normalize", "hidden", "activation", "loss",
               "reduction", "optimizer", "lr", "batch_size", "schedule", "epochs", "seed")
 
 
