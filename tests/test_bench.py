@@ -150,6 +150,9 @@ def test_a_worker_reports_a_failed_call_keeps_serving_and_reports_a_failed_start
         with pytest.raises(RuntimeError, match="no attribute 'nope'"):
             worker.call("nope")
         assert [p[0].shape for p in worker.call("mlp_params", handprop_mlp((3, 2)))] == [(3, 2)]
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) > 1:
+        with Worker("os", 1) as worker:  # the worker is as many CPUs as the others get threads
+            assert len(worker.call("sched_getaffinity", 0)) == 1
     with Worker("no_such_module_for_handprop", 1) as broken:
         with pytest.raises(RuntimeError, match="stopped: .*No module named 'no_such_module_for_handprop'"):
             broken.call("anything")
