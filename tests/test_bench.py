@@ -101,6 +101,15 @@ def test_an_early_float32_difference_or_a_non_finite_loss_is_void(bad_step, valu
     assert _judged(hp, ref).agree is False
 
 
+def test_one_wrong_peer_voids_the_row_whatever_the_others():
+    ref = np.random.default_rng(0).uniform(0.1, 2.5, 100)
+    row = Row("train64", "1 train", "s", 1e-3, 2e-3)
+    check_losses(row, ref, ref, {"pytorch": ref, "jax": ref, "jax scan": ref * 1.01}, {"pytorch": ref, "jax": ref})
+    assert row.agree is False and row.extra["loss_diff_float32_first"]["jax scan"] > F32_RTOL
+    check_losses(row, ref, ref, {"pytorch": ref, "jax": ref}, {"pytorch": ref, "jax": ref * (1 + 1e-6)})
+    assert row.agree is False and row.check.endswith("VOID")
+
+
 def test_a_float64_run_that_is_not_the_timed_run_is_void():
     ref = np.random.default_rng(0).uniform(0.1, 2.5, 100)
     row = _judged(ref, ref, ref[::-1].copy())  # both float64 runs agree, on other batches
@@ -150,6 +159,9 @@ def test_a_worker_reports_a_failed_call_keeps_serving_and_reports_a_failed_start
         with pytest.raises(RuntimeError, match="no attribute 'nope'"):
             worker.call("nope")
         assert [p[0].shape for p in worker.call("mlp_params", handprop_mlp((3, 2)))] == [(3, 2)]
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) > 1:
+        with Worker("os", 1) as worker:  # the worker is as many CPUs as the others get threads
+            assert len(worker.call("sched_getaffinity", 0)) == 1
     with Worker("no_such_module_for_handprop", 1) as broken:
         with pytest.raises(RuntimeError, match="stopped: .*No module named 'no_such_module_for_handprop'"):
             broken.call("anything")

@@ -1,4 +1,5 @@
-"""matmul_add: out += a @ b in one GEMM call, for every operand layout, with a plain fallback."""
+"""matmul_add (out += a @ b in one GEMM call) and axpy (y += alpha * x in one pass), for every
+operand layout, with a plain fallback."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,10 +14,19 @@ def _operands(rng, m, k, n, dtype, a_order, b_order):
     return a, b, rng.standard_normal((m, n)).astype(dtype)
 
 
+@pytest.fixture(params=["blas", "default"])
+def min_gemm(request, monkeypatch):
+    """Every size through the one-call paths (thresholds 0), then with the default thresholds."""
+    if request.param == "blas":
+        monkeypatch.setattr(blas, "MIN_GEMM_ELEMENTS", 0)
+        monkeypatch.setattr(blas, "MIN_AXPY_ELEMENTS", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("a_order,b_order", [("C", "C"), ("F", "C"), ("C", "F"), ("F", "F")])
-@pytest.mark.parametrize("m,k,n", [(7, 5, 3), (50, 64, 784), (1, 4, 1), (3, 1, 2)])
-def test_matmul_add_equals_out_plus_product(dtype, a_order, b_order, m, k, n):
+@pytest.mark.parametrize("m,k,n", [(7, 5, 3), (50, 64, 784), (300, 64, 300), (1, 4, 1), (3, 1, 2)])
+def test_matmul_add_equals_out_plus_product(dtype, a_order, b_order, m, k, n, min_gemm):
     a, b, out = _operands(np.random.default_rng(m * k * n), m, k, n, dtype, a_order, b_order)
     expected = out.astype(np.float64) + a.astype(np.float64) @ b.astype(np.float64)
     blas.matmul_add(a, b, out)
@@ -25,13 +35,25 @@ def test_matmul_add_equals_out_plus_product(dtype, a_order, b_order, m, k, n):
 
 def test_numpy_bundled_blas_is_found_here():
     """On this project's machines NumPy ships OpenBLAS, so the one-call path is the one tested."""
-    blas.matmul_add(np.ones((2, 2)), np.ones((2, 2)), np.zeros((2, 2)))
-    if blas._gemm is None:
+    found = blas._load_numpy_cblas()
+    if found is None:
         pytest.skip("NumPy's BLAS is not the bundled scipy-openblas: the fallback is used")
-    assert np.dtype(np.float32) in blas._gemm
+    assert {(name, np.dtype(t)) for name in ("gemm", "axpy") for t in (np.float32, np.float64)} <= found.keys()
 
 
-def test_strided_and_mixed_operands_take_the_fallback(monkeypatch):
+@pytest.mark.parametrize("rows,calls", [(0, 1), (-1, 0), (-100, 0)])  # rows more than the threshold's
+def test_only_outputs_of_at_least_min_gemm_elements_take_the_gemm_call(monkeypatch, rows, calls):
+    made = _spy_on(monkeypatch, "gemm")
+    n = 128
+    m = blas.MIN_GEMM_ELEMENTS // n + rows
+    a, b, out = _operands(np.random.default_rng(0), m, 64, n, np.float32, "F", "C")
+    expected = out + a @ b
+    blas.matmul_add(a, b, out)
+    assert len(made) == calls and (m * n >= blas.MIN_GEMM_ELEMENTS) == bool(calls)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_strided_and_mixed_operands_take_the_fallback(min_gemm):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((6, 8))[::2, ::2]  # neither C- nor F-contiguous
     b = rng.standard_normal((4, 3)).astype(np.float32)
@@ -44,6 +66,45 @@ def test_without_the_library_the_fallback_gives_the_same_values(monkeypatch):
     rng = np.random.default_rng(1)
     a, b, out = _operands(rng, 5, 4, 3, np.float32, "F", "C")
     expected = out + a @ b
-    monkeypatch.setattr(blas, "_gemm", None)
+    monkeypatch.setattr(blas, "_cblas", None)
+    monkeypatch.setattr(blas, "MIN_GEMM_ELEMENTS", 0)
     blas.matmul_add(a, b, out)
     np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def _spy_on(monkeypatch, name: str) -> list:
+    """A list that grows by one for every float32 ``name`` ("gemm", "axpy") BLAS call."""
+    found = blas._load_numpy_cblas()
+    if found is None:
+        pytest.skip("NumPy's BLAS is not the bundled scipy-openblas")
+    made, routine = [], found[(name, np.dtype(np.float32))]
+    monkeypatch.setattr(blas, "_cblas", {**found, (name, np.dtype(np.float32)): lambda *a: made.append(routine(*a))})
+    return made
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(7, 5), (300, 300), (40000,), (0, 3)])
+def test_axpy_adds_alpha_times_x(dtype, shape, min_gemm):
+    rng = np.random.default_rng(len(shape))
+    x, y = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    expected = y.astype(np.float64) - 0.25 * x.astype(np.float64)
+    blas.axpy(-0.25, x, y)
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y, expected, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=1e-6)
+
+
+@pytest.mark.parametrize("size,calls", [(blas.MIN_AXPY_ELEMENTS, 1), (blas.MIN_AXPY_ELEMENTS - 1, 0)])
+def test_only_arrays_of_at_least_min_axpy_elements_take_the_axpy_call(monkeypatch, size, calls):
+    made = _spy_on(monkeypatch, "axpy")
+    x, y = np.ones(size, np.float32), np.full(size, 2.0, np.float32)
+    blas.axpy(0.5, x, y)
+    assert len(made) == calls
+    np.testing.assert_array_equal(y, 2.5)
+
+
+def test_axpy_with_a_strided_x_takes_the_fallback(monkeypatch):
+    made = _spy_on(monkeypatch, "axpy")
+    x = np.arange(2 * 40000, dtype=np.float32)[::2]
+    y = np.zeros(40000, np.float32)
+    blas.axpy(1.0, x, y)
+    assert made == [] and np.array_equal(y, x)

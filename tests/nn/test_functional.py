@@ -120,3 +120,15 @@ def test_one_hot_default_and_epfl_targets():
 def test_one_hot_rejects_bad_targets(target, message):
     with pytest.raises(ValueError, match=message):
         F.one_hot(target, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,order", [((64, 50), "C"), ((512, 10), "F"), ((1, 3), "C"), ((0, 4), "C")])
+def test_sum_rows_is_the_sum_over_the_batch(dtype, shape, order):
+    x = np.asarray(np.random.default_rng(shape[0]).standard_normal(shape), dtype=dtype, order=order)
+    total = F.sum_rows(x)
+    assert total.shape == (shape[1],) and total.dtype == dtype
+    np.testing.assert_allclose(total, x.astype(np.float64).sum(0), rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-5)
+    total += 1  # the result is the caller's; the ones it was computed with are not
+    np.testing.assert_allclose(F.sum_rows(x), total - 1, rtol=1e-6, atol=1e-6)

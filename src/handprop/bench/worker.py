@@ -1,8 +1,10 @@
 """A peer library in its own process: the bench calls functions of a module there, by name.
 
-JAX fixes its thread pool and its float64 switch when it loads, for the whole process; in a
-worker started per thread count they are set exactly, and nothing of JAX (its threads, its
-memory, its flags) reaches the process that times handprop and PyTorch. The parent sends
+JAX fixes its thread pool and its float64 switch when it loads, for the whole process, and its
+one-thread flags (:data:`XLA_ONE_THREAD`) still leave it running on two CPUs (measured: CPU time
+1.5x wall time). In a worker the count is exact: the worker runs on as many CPUs as the other
+libraries get threads (its CPU affinity, set before JAX loads), and nothing of JAX (its
+threads, memory, flags) reaches the process that times handprop and PyTorch. The parent sends
 ``(operation, name, args)`` tuples pickled over the worker's stdin and reads ``(status, value)``
 back from its stdout (the worker's own prints go to its stderr); ``put`` keeps a value (the data)
 in the worker so later calls pass a :class:`Ref` to it instead of sending it again.
@@ -39,7 +41,8 @@ class Worker:
             env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {XLA_ONE_THREAD}".strip()
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_site_of_handprop(), env.get("PYTHONPATH")]))
         self._stderr = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen([sys.executable, "-m", "handprop.bench.worker", module], stdin=subprocess.PIPE,
+        self._proc = subprocess.Popen([sys.executable, "-m", "handprop.bench.worker", module, str(threads)],
+                                      stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=self._stderr, env=env)
         self.threads = threads
 
@@ -87,8 +90,18 @@ def _site_of_handprop() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(handprop.__file__)))
 
 
-def serve(module_name: str) -> None:
+def use_cpus(n: int) -> None:
+    """Run this process on ``n`` of the CPUs it may use (the last ones: the first takes more
+    interrupts), where the OS can pin a process; else leave it."""
+    if hasattr(os, "sched_setaffinity"):
+        allowed = sorted(os.sched_getaffinity(0))
+        if n < len(allowed):
+            os.sched_setaffinity(0, allowed[-n:])
+
+
+def serve(module_name: str, threads: int) -> None:
     """The worker's loop: read a message, answer it, until the parent closes the pipe."""
+    use_cpus(threads)
     channel_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # the module's prints must not corrupt the channel
     channel_in = sys.stdin.buffer
@@ -113,4 +126,4 @@ def serve(module_name: str) -> None:
 
 
 if __name__ == "__main__":  # the worker: this file runs as __main__, and Ref must be the parent's class
-    importlib.import_module("handprop.bench.worker").serve(sys.argv[1])
+    importlib.import_module("handprop.bench.worker").serve(sys.argv[1], int(sys.argv[2]))

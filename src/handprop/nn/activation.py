@@ -43,9 +43,11 @@ class ReLU(_Elementwise):
         self._check_grad(grad_output, out)
         if not input_grad:
             return None
-        # A multiply by the boolean mask, not np.where: 10x faster on large batches (np.where
-        # branches per element on a random mask); same dtype as grad_output.
-        return np.multiply(grad_output, out > 0, dtype=grad_output.dtype)
+        # The mask written as 0/1 in grad_output's dtype, then multiplied in place: two passes,
+        # one array (np.where branches per element on a random mask: 10x slower; a boolean mask
+        # multiplied with a cast: 1.1-1.3x slower).
+        grad = np.greater(out, 0, out=np.empty_like(grad_output))
+        return np.multiply(grad_output, grad, out=grad)
 
 
 @register(args=(Arg("negative_slope", float),),

@@ -57,7 +57,7 @@ class _ReducedLoss(Loss):
         self.reduction = reduction
 
     def _check_output(self, output: np.ndarray) -> None:
-        if not isinstance(output, np.ndarray) or not np.issubdtype(output.dtype, np.floating):
+        if not isinstance(output, np.ndarray) or output.dtype.kind != "f":
             raise ValueError(f"{type(self).__name__} expected a floating-point output array, "
                              f"got {getattr(output, 'dtype', type(output).__name__)}")
 

@@ -5,6 +5,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..nn.blas import axpy
 from ..nn.module import Parameter
 from .optimizer import Optimizer, _check_nonnegative
 
@@ -29,7 +30,7 @@ def sgd_update(param: np.ndarray, grad: np.ndarray, state: dict, lr: float, mome
             buf *= momentum
             buf += (1 - dampening) * d if dampening else d
         d = d + momentum * buf if nesterov else buf
-    param -= lr * d
+    axpy(-lr, d, param)  # param -= lr * d in one pass (BLAS axpy on large arrays)
 
 
 class SGD(Optimizer):
