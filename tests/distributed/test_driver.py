@@ -63,3 +63,20 @@ def test_resume_refuses_other_flags(interrupt_at, tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.main([*FLAGS, "--out", str(tmp_path / "other"), "--resume", str(tmp_path)])
     assert "--resume writes into the directory it resumes; drop --out" in capsys.readouterr().err
+
+
+def test_bad_input_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    with pytest.raises(ValueError, match="--data-dir .*: the four MNIST IDX files are not there"):
+        train.main(["--no-distributed", "--data-dir", str(tmp_path)])
+    random = train.load_data(None, synthetic=True)
+    random.source = "random: MNIST not found (set HANDPROP_DATA or pass --data-dir)"
+    with monkeypatch.context() as m:  # no MNIST anywhere: the bench's loader falls back to random data
+        m.setattr(train, "load_data", lambda data_dir, synthetic: random)
+        with pytest.raises(ValueError, match=r"random: MNIST not found \(.*\); or pass --synthetic"):
+            train.main(["--no-distributed"])
+    with pytest.raises(ValueError, match="--subset 60000: there are only 50,000 training images"):
+        train.main(["--no-distributed", "--synthetic", "--subset", "60000"])
+    for flag, value in (("--momentum", "-0.5"), ("--seed", "-1"), ("--batch-size", "0")):
+        with pytest.raises(SystemExit):
+            train.main(["--no-distributed", "--synthetic", flag, value])
+        assert f"argument {flag}" in capsys.readouterr().err

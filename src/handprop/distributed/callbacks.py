@@ -77,10 +77,11 @@ class DataParallel(Callback):
     def after_backward(self) -> None:
         assert self.buckets is not None, "DataParallel.before_fit did not run"
         self.buckets.rebind()
+        if self._share != 1.0:
+            for flat in self.buckets.buffers:
+                np.multiply(flat, self._share, out=flat)
         start = time.perf_counter()
         for flat in self.buckets.buffers:
-            if self._share != 1.0:
-                np.multiply(flat, self._share, out=flat)
             self.comm.allreduce(flat)
         self.allreduce_time += time.perf_counter() - start
 

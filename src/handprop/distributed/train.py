@@ -43,7 +43,7 @@ RESUMABLE = ("epochs", "out", "resume", "threads", "distributed", "timeout", "qu
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from ..cli import positive_float, positive_int
+    from ..cli import nonneg_float, nonneg_int, positive_float, positive_int
 
     p = argparse.ArgumentParser(prog="python -m handprop.distributed.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--hidden", type=positive_int, action="append", metavar="N", help="hidden width, repeat "
@@ -53,8 +53,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--subset", type=positive_int, metavar="N", help="train on the first N of the 50,000 images")
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
     p.add_argument("--lr", type=positive_float, default=0.1)
-    p.add_argument("--momentum", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0, help="initial weights and batch order (default 0)")
+    p.add_argument("--momentum", type=nonneg_float, default=0.0)
+    p.add_argument("--seed", type=nonneg_int, default=0, help="initial weights and batch order (default 0)")
     p.add_argument("--no-test", dest="test", action="store_false", help="skip the test pass (for timing)")
     p.add_argument("--synthetic", action="store_true", help="random data of MNIST's shape instead of MNIST")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the MNIST IDX files")
@@ -93,6 +93,10 @@ class Job:
         self.rank, self.size = (comm.rank, comm.size) if comm else (0, 1)
         self.is_root = self.rank == 0
         data = load_data(args.data_dir, args.synthetic)
+        if data.source.startswith("random") and not args.synthetic:
+            raise ValueError(f"{data.source}; or pass --synthetic to train on random data")
+        if args.subset is not None and args.subset > len(data.x_train):
+            raise ValueError(f"--subset {args.subset}: there are only {len(data.x_train):,} training images")
         n = args.subset or len(data.x_train)
         train = ArrayDataset(data.x_train[:n], data.y_train[:n])
         self.loader_rng = np.random.default_rng(args.seed)
