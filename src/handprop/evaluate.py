@@ -52,7 +52,7 @@ def evaluate(model_path: Path, dataset: str | None = None, data_dir: Path | None
     from .train.build import build_loss, encode_targets
     from .train.config import TrainConfig
     from .train.metrics import test_report
-    from .train.run import blank_value, test_split, tested_model
+    from .train.run import blank_value, test_split, model_as_tested
 
     path = resolve_model_path(Path(model_path))
     model, normalize, meta, _ = load_model(path)  # checked: a bad file is a ModelFileError naming it
@@ -66,7 +66,7 @@ def evaluate(model_path: Path, dataset: str | None = None, data_dir: Path | None
     x, y = test_split(x_test, y_test, cfg, normalize)
     classes = list(DATASETS[name].classes)
     _check_fits(path, model, x, len(classes), name)
-    model = tested_model(model, cfg, (1, *x_test.shape[1:]), blank_value(normalize))  # --tta: as the run tested
+    model = model_as_tested(model, cfg, (1, *x_test.shape[1:]), blank_value(normalize))  # --tta: as the run tested
     r = test_report(model, build_loss(cfg), x, encode_targets(y, len(classes), cfg), len(classes))
     print(f"{path}: {name} test set, {len(y):,} images")
     print(f"test loss {r['test_loss']:.4f}   test accuracy {r['test_accuracy']:.2%}   "

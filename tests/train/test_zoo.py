@@ -16,7 +16,7 @@ from handprop.train import build as B
 from handprop.train import run as run_mod
 from handprop.train.config import TrainConfig
 from handprop.train import metrics
-from handprop.train.run import Run
+from handprop.train.run import Run, model_as_tested
 
 from .helpers import run_main
 
@@ -126,6 +126,17 @@ def test_tta_averages_the_logits_of_shifted_copies(tmp_path, loads, capsys, monk
     capsys.readouterr()
     assert evaluate(tmp_path / "run") == 0  # evaluate tests the saved run as it was tested
     assert f"test loss {run.result['test_loss']:.4f}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dataset, augment, views", [("mnist", True, 5), ("fashion-mnist", False, 5),
+                                                     ("fashion-mnist", True, 2)])
+def test_tta_mirrors_only_clothes_the_model_was_trained_mirrored_on(tmp_path, loads, dataset, augment, views):
+    run = _build(tmp_path, model="cnn", dataset=dataset, augment=augment, tta=True)
+    tested = model_as_tested(run.model, run.cfg, run.data.image_shape, run.data.blank)
+    x = run.data.x_test[:4]
+    assert tested.model is run.model and len(tested.views) == views
+    mirrored = [v for v in tested.views if np.array_equal(v(x), x[..., ::-1])]
+    assert len(mirrored) == (views == 2)
 
 
 @pytest.mark.parametrize("model", ["cnn", "resnet"])

@@ -218,7 +218,8 @@ class TrainConfig:
     augment: bool = _field(False, bool, "training-time augmentation: random crop with 2-pixel padding, random "
                            "erasing, and a horizontal flip on fashion-mnist (never on digits)")
     tta: bool = _field(False, bool, "test-time augmentation: the test figures average the logits of each image "
-                       "and of its flipped (fashion-mnist) or one-pixel-shifted (digits) copies")
+                       "and of its mirror image (fashion-mnist with --augment) or of its one-pixel shifts "
+                       "(otherwise)")
     seed: int = _field(0, int, "seed of the initial weights and the batch order", low=0)
     patience: int | None = _field(None, int, "early stopping after N epochs without improvement of the "
                                  "validation loss", low=1, optional=True, metavar="N")
