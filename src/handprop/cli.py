@@ -61,6 +61,18 @@ def positive_float(text: str) -> float:
     from .train.config import Setting
     return _typed(Setting(float, low=0, above=True))(text)
 
+
+def nonneg_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    from .train.config import Setting
+    return _typed(Setting(int, low=0))(text)
+
+
+def nonneg_float(text: str) -> float:
+    """An argparse type: a number >= 0."""
+    from .train.config import Setting
+    return _typed(Setting(float, low=0))(text)
+
 def _option(name: str) -> str:
     """The flag of config field ``name``: ``batch_size`` -> ``--batch-size``."""
     return "--" + name.replace("_", "-")
