@@ -1,4 +1,5 @@
-"""The acceptance suite: handprop bench's workloads, data loading, start-up and memory, with targets.
+"""The acceptance suite: handprop bench's workloads, data loading, start-up, memory and training
+under load, with targets.
 
 Each row is judged against its target (:mod:`targets`):
 
@@ -8,6 +9,8 @@ Each row is judged against its target (:mod:`targets`):
 6 ``startup``  ``import handprop`` and ``handprop --help``, each in fresh interpreters
 7 ``memory``   peak RSS of ``handprop train`` (defaults) vs the equivalent PyTorch script
                (minutes: not in the default set)
+8 ``train_load`` ``handprop train --epochs 1`` quiet and under a competing busy process, with the
+               thread policy and with the BLAS default, vs PyTorch (minutes: not in the default set)
 
 Run from a source checkout with handprop importable (``pip install -e .``, or ``PYTHONPATH=src``):
 
@@ -29,11 +32,12 @@ except ImportError as exc:
 
 from data_load import bench_data_load  # noqa: E402  (after the check above)
 from memory import bench_memory  # noqa: E402
+from train_load import bench_train_load  # noqa: E402
 from startup import bench_startup  # noqa: E402
 from targets import judge  # noqa: E402
 
 WORKLOADS = (*bench.WORKLOADS, *bench.ACCEPTANCE_ONLY)
-DEFAULT_WORKLOADS = tuple(w for w in WORKLOADS if w != "memory")
+DEFAULT_WORKLOADS = tuple(w for w in WORKLOADS if w not in ("memory", "train_load"))
 NOTE = (bench.RATIO_NOTE + "; peak RSS: below 1 handprop uses less memory. For workload 3 the target is a "
         "time ratio <= 1.0, i.e. at least PyTorch's throughput; 'met' needs the comparison to be valid.")
 
@@ -49,6 +53,8 @@ def run(args: argparse.Namespace, default: tuple[str, ...] = DEFAULT_WORKLOADS) 
         rows.extend(bench_startup(3 if session.quick else 7, session.use_torch))
     if "memory" in names:
         rows.append(bench_memory(session.data_dir, session.use_torch))
+    if "train_load" in names:
+        rows.extend(bench_train_load(session.data_dir, session.repeats))
     judge(rows)
     return bench.print_report(rows, args.json, NOTE)
 

@@ -10,7 +10,7 @@ from children import python
 from handprop.bench.dataset import mnist_folder
 from handprop.bench.report import Row
 
-_TORCH_TRAIN = r'''
+TORCH_TRAIN = r'''
 """PyTorch equivalent of `handprop train` with its defaults (memory benchmark)."""
 import sys, time
 import numpy as np
@@ -110,6 +110,14 @@ def _peak_rss_mb(args: list[str], cwd: str, env: dict[str, str] | None = None) -
     return peak, wall, res.returncode, output.splitlines()[-1] if output else ""
 
 
+def write_torch_train(path: str, cfg: dict, folder) -> None:
+    """The PyTorch equivalent of ``handprop train`` with the config ``cfg``, as a script at ``path``."""
+    with open(path, "w") as f:
+        f.write(TORCH_TRAIN.format(cfg={k: cfg[k] for k in (
+            "dataset", "seed", "valid", "hidden", "optimizer", "schedule", "lr", "weight_decay",
+            "batch_size", "epochs")}, data_dir=str(folder)))
+
+
 def bench_memory(data_dir: str | None, use_torch: bool) -> Row:
     """Peak RSS of ``handprop train`` (defaults) and of the equivalent PyTorch script."""
     import tempfile
@@ -131,10 +139,7 @@ def bench_memory(data_dir: str | None, use_torch: bool) -> Row:
             return row
         if use_torch:
             script = os.path.join(tmp, "torch_train.py")
-            with open(script, "w") as f:
-                f.write(_TORCH_TRAIN.format(cfg={k: cfg[k] for k in (
-                    "dataset", "seed", "valid", "hidden", "optimizer", "schedule", "lr", "weight_decay",
-                    "batch_size", "epochs")}, data_dir=str(folder)))
+            write_torch_train(script, cfg, folder)
             t_rss, t_wall, tcode, ttail = _peak_rss_mb([script, os.path.join(tmp, "t.pt")], tmp)
             if tcode == 0:
                 row.torch = t_rss

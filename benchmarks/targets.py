@@ -20,6 +20,26 @@ def ratio_at_most(bound: float) -> Target:
     return Target(f"<= {bound}x", lambda row: None if row.ratio is None else row.ratio <= bound)
 
 
+def ratios_at_most(torch: float, jax: float) -> Target:
+    """handprop / PyTorch at most ``torch`` and, when JAX was timed, handprop / JAX's faster way
+    at most ``jax``."""
+    def reached(row: Row) -> bool | None:
+        if row.ratio is None:
+            return None
+        return row.ratio <= torch and (row.ratio_jax is None or row.ratio_jax <= jax)
+    return Target(f"<= {torch}x, <= {jax}x jax", reached)
+
+
+def survives_load(bound: float) -> Target:
+    """Under load at most ``bound`` times its quiet time, and faster than PyTorch under the same load."""
+    def reached(row: Row) -> bool | None:
+        slowdown, mine, theirs = row.slowdown("handprop"), row.loaded.get("handprop"), row.loaded.get("pytorch")
+        if slowdown is None:
+            return None
+        return slowdown <= bound and (theirs is None or mine < theirs)
+    return Target(f"<= {bound}x quiet, < pytorch loaded", reached)
+
+
 def seconds_under(bound: float) -> Target:
     """handprop's own time under ``bound`` seconds."""
     return Target(f"< {bound} s", lambda row: None if row.handprop is None else row.handprop < bound)
@@ -36,10 +56,14 @@ def _import_target(bound: float) -> Target:
     return Target(seconds.label, lambda row: seconds.reached(row) and not row.extra["heavy"])
 
 
+#: The issue's targets: batch 64 <= 0.4x PyTorch and <= 1.0x JAX's jit+scan epoch; batch 512
+#: <= 0.5x and <= 1.0x; 784-1024-1024-10 >= 1.15x PyTorch's throughput (time <= 1 / 1.15) and
+#: >= 80% of sgemm; the default ``handprop train`` under load <= 1.3x its quiet time and faster
+#: than PyTorch; no regression in inference, memory, import and --help.
 TARGETS: dict[str, Target] = {
-    "train64": ratio_at_most(0.6), "train512": ratio_at_most(0.8), "compute": ratio_at_most(1.0),
-    "compute_gflops": sgemm_fraction_at_least(0.6), "infer": ratio_at_most(0.6), "memory": ratio_at_most(0.6),
-    "import": _import_target(0.15), "help": seconds_under(0.3),
+    "train64": ratios_at_most(0.4, 1.0), "train512": ratios_at_most(0.5, 1.0), "compute": ratio_at_most(0.87),
+    "compute_gflops": sgemm_fraction_at_least(0.8), "infer": ratio_at_most(0.6), "memory": ratio_at_most(0.6),
+    "import": _import_target(0.15), "help": seconds_under(0.3), "train_load": survives_load(1.3),
 }
 
 

@@ -229,9 +229,20 @@ def test_a_void_comparison_meets_no_target(monkeypatch):
                             Row("data", "5", "s", 0.3))
     quick_import, heavy_import = (Row("import", "6", "s", 0.05, extra={"heavy": heavy}) for heavy in ([], ["torch"]))
     judge([fast, void, unjudged, quick_import, heavy_import])
-    assert (fast.target, fast.met) == ("<= 0.6x", True)
+    assert (fast.target, fast.met) == ("<= 0.4x, <= 1.0x jax", True)
     assert (void.met, unjudged.target, unjudged.met) == (False, "", None)
     assert (quick_import.target, quick_import.met, heavy_import.met) == ("< 0.15 s", True, False)
+
+
+def test_the_targets_judge_jax_and_the_load_too(monkeypatch):
+    judge = _benchmarks_module("targets", monkeypatch).judge
+    rows = [Row("train64", "1", "s", 1.0, 10.0, 2.0, 0.9),        # 0.1x PyTorch but slower than JAX's scan
+            Row("train512", "2", "s", 1.0, 10.0, 2.0, 1.5),       # faster than both
+            Row("train_load", "8", "s", 4.0, 9.0, loaded={"handprop": 5.0, "pytorch": 20.0}),
+            Row("train_load", "8", "s", 4.0, 9.0, loaded={"handprop": 5.6, "pytorch": 20.0}),   # 1.4x quiet
+            Row("train_load", "8", "s", 4.0, 3.0, loaded={"handprop": 5.0, "pytorch": 4.0})]    # slower than torch
+    judge(rows)
+    assert [r.met for r in rows] == [False, True, True, False, False]
 
 
 def test_acceptance_suite_runs_quick_with_its_targets(torch, data_root):

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 WORKLOADS = ("train64", "train512", "compute", "infer")
 #: Workloads of the acceptance suite only; it is not installed, so ``--only`` points there.
-ACCEPTANCE_ONLY = ("data", "startup", "memory")
-NOT_INSTALLED = ("data, startup and memory belong to the acceptance suite, which is not installed: "
+ACCEPTANCE_ONLY = ("data", "startup", "memory", "train_load")
+NOT_INSTALLED = ("data, startup, memory and train_load belong to the acceptance suite, which is not installed: "
                  "in a source checkout, run python benchmarks/acceptance.py")
 RATIO_NOTE = ("ratio = handprop / pytorch, vs jax = handprop / the faster JAX column: below 1 handprop is faster "
               "in time per step or time, above 1 in GFLOP/s")
