@@ -286,3 +286,20 @@ def test_command_errors_are_value_errors_naming_the_file_or_flag(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bare.safetensors", "evil.safetensors", "m.npz", "model.pt"]
     with pytest.raises(SafetensorsError):
         import_(tmp_path / "evil.safetensors", "torch.nn.ReLU()", tmp_path / "o.npz")
+
+
+def test_a_cnn_with_batchnorm_gives_pytorch_the_same_logits_both_ways(torch):
+    hp.manual_seed(0)
+    cnn = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    rng = np.random.default_rng(1)
+    for _ in range(3):  # non-trivial running statistics
+        cnn(rng.standard_normal((16, 1, 28, 28)).astype(np.float32))
+    cnn.eval()
+    x = rng.standard_normal((5, 1, 28, 28)).astype(np.float32)
+    module = _torch_model(torch, torch_definition(cnn), to_torch_state(cnn))
+    with torch.no_grad():
+        np.testing.assert_allclose(module(torch.from_numpy(x)).numpy(), cnn(x), rtol=1e-5, atol=1e-5)
+    back = from_torch_state({k: v.numpy() for k, v in module.state_dict().items()}, torch_definition(cnn)).eval()
+    np.testing.assert_allclose(back(x), cnn(x), rtol=1e-6, atol=1e-6)
