@@ -47,6 +47,26 @@ OVERLAP_VARIANTS = {
 }
 
 
+def blocking_against_nonblocking(comm, rounds: int) -> dict[int, tuple[list[float], list[float]]]:
+    """Seconds per call of Allreduce and of Iallreduce + Wait, alone, for 256 KB .. 64 MB."""
+    MPI = comm.MPI
+    out: dict[int, tuple[list[float], list[float]]] = {}
+    for nbytes in (256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20):
+        buffer, calls = np.ones(nbytes // 4, dtype=np.float32), max(2, (16 << 20) // nbytes)
+        ways = (lambda: comm.comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM),
+                lambda: comm.comm.Iallreduce(MPI.IN_PLACE, buffer, op=MPI.SUM).Wait())
+        out[nbytes] = ([], [])
+        for _ in range(rounds):
+            for way, times in zip(ways, out[nbytes]):
+                way()
+                comm.barrier()
+                start = time.perf_counter()
+                for _ in range(calls):
+                    way()
+                times.append((time.perf_counter() - start) / calls)
+    return out
+
+
 def overlap(args: argparse.Namespace) -> int:
     """784-1024-1024-10 b512 on 2 processes: the last two layers' gradients (4.2 MB) summed with a
     blocking Allreduce after backward, with Iallreduce + Wait at the same place, or with Iallreduce
@@ -96,7 +116,12 @@ def overlap(args: argparse.Namespace) -> int:
                 for _ in range(args.steps):
                     step(variant)
                 times[variant].append((time.perf_counter() - start) / args.steps)
+        calls = blocking_against_nonblocking(comm, args.repeats or 5)
         if comm.is_root:
+            print(f"load average {os.getloadavg()[0]:.2f}; {args.repeats or 5} rounds, alternating")
+            for nbytes, (blocking, nonblocking) in calls.items():
+                print(f"{nbytes >> 10:>8,} KB  Allreduce {median(blocking) * 1e3:8.3f} ms (fastest {min(blocking) * 1e3:.3f})"
+                      f"   Iallreduce + Wait {median(nonblocking) * 1e3:8.3f} ms (fastest {min(nonblocking) * 1e3:.3f})")
             print(f"784-1024-1024-10 b512 on {comm.size} processes x 1 thread; load average {os.getloadavg()[0]:.2f}")
             for variant, label in OVERLAP_VARIANTS.items():
                 t = times[variant]
