@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 from . import safetensors
 from .errors import UsageError
-from .serialize import save_arrays
+from .serialize import model_arrays, save_arrays
 
 if TYPE_CHECKING:  # for annotations only: the imports happen on use
     from .data.transforms import Normalize
@@ -57,9 +57,7 @@ def save(model: Module, path: str | os.PathLike, normalize: Normalize | None = N
     except (TypeError, ValueError) as e:
         raise UsageError(f"{path}: meta must be plain JSON (finite numbers, str, lists, dicts): {e}") from None
     spec = registry.layer_config(model)
-    arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
-    if normalize is not None:
-        arrays.update({f"normalize.{k}": v for k, v in normalize.state_dict().items()})
+    arrays = model_arrays(model, normalize)
     if suffix == ".npz":
         return save_arrays(path, arrays, {"kind": "model", "handprop": __version__, "spec": spec, "meta": meta})
     return safetensors.save_file(arrays, path, {"handprop": __version__, "spec": json.dumps(spec),

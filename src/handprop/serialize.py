@@ -210,12 +210,19 @@ def save_model(path: str | os.PathLike, model: Module | Mapping[str, np.ndarray]
 
     ``model`` is a Module or a state dict from ``Module.state_dict()``.
     """
+    arrays = {**model_arrays(model, normalize), **(extra or {})}
+    return save_arrays(path, arrays, {"kind": "model", **dict(meta or {}), "spec": spec})
+
+
+def model_arrays(model: Module | Mapping[str, np.ndarray], normalize: Normalize | None = None
+                 ) -> dict[str, np.ndarray]:
+    """The arrays of a model file: the state dict as ``model.<name>``, the normalisation as
+    ``normalize.mean``/``normalize.std`` (``model``: a Module or its state dict)."""
     weights = model.state_dict() if hasattr(model, "state_dict") else model
     arrays = {f"model.{k}": v for k, v in weights.items()}
     if normalize is not None:
         arrays.update({f"normalize.{k}": v for k, v in normalize.state_dict().items()})
-    arrays.update(extra or {})
-    return save_arrays(path, arrays, {"kind": "model", **dict(meta or {}), "spec": spec})
+    return arrays
 
 
 def group(arrays: Mapping[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
