@@ -9,11 +9,13 @@ as flags. A run stopped by a signal exits with 128 + its number (Ctrl-C 130, SIG
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from .data.errors import DatasetError
 from .errors import UsageError
@@ -177,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: one for small models or a busy machine, else the free CPUs); a resume is "
                    "bit-identical only with the same count")
     t.add_argument("--quiet", action="store_true", default=False, help="print only the final summary")
+    t.add_argument("--distributed", action=argparse.BooleanOptionalAction, default=None,
+                   help="data-parallel over the processes of an MPI job, --batch-size being the global batch "
+                   "(default: when mpirun or srun started more than one process; docs/distributed.md)")
 
     e = sub.add_parser("evaluate", help="test metrics and confusion matrix of a saved model",
                        description="Evaluate model.npz (or a run directory) on the test set.",
@@ -250,9 +255,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import connect, stopping_together
     from .train.output import reader_tolerant_output
     from .train.run import Run, TrainingInterrupted
-    from .train.rundir import claim_run_dir
     from .train.signals import exit_status, stop_signals_interrupt
 
     resume = args.resume is not None
@@ -268,25 +273,54 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = train_config(args)
         if args.overwrite and args.out is None:
             raise UsageError("--overwrite applies to --out DIR (the default run directory is always new)")
-    # Stop signals raise like Ctrl-C; the directory is ours alone; a closed stdout ends nothing.
-    with stop_signals_interrupt(), \
-            claim_run_dir(args.resume if resume else args.out, resume=resume, overwrite=args.overwrite) as out, \
-            reader_tolerant_output(out):
+    comm = connect(args.distributed)  # None unless data-parallel (mpi4py is imported only then)
+    root = comm is None or comm.is_root
+    # Single process: stop signals raise like Ctrl-C. Data-parallel: they are noted and every
+    # process stops at the same step; an error on one process ends the job. The directory is
+    # ours alone (rank 0's); a closed stdout ends nothing; the other ranks print nothing.
+    with (stopping_together(comm) if comm else stop_signals_interrupt()) as stop, \
+            _claimed_run_dir(args.resume if resume else args.out, resume, args.overwrite, comm) as out, \
+            (reader_tolerant_output(out) if root else _silenced_stdout()):
         # (a resume reads its checkpoint once the directory is ours: a live run there is refused first)
-        run = Run.resume(out, overrides, quiet=args.quiet, threads=args.threads) if resume else \
-            Run.create(config, out, quiet=args.quiet, threads=args.threads)
-        if not args.quiet:
+        parallel = {"comm": comm, "stop": stop}
+        run = Run.resume(out, overrides, quiet=args.quiet, threads=args.threads, **parallel) if resume else \
+            Run.create(config, out, quiet=args.quiet, threads=args.threads, **parallel)
+        if not args.quiet and root:
             print(run.describe(), flush=True)
             print(run.thread_choice, flush=True)
         try:
             result = run.fit()
         except TrainingInterrupted as e:
-            print(f"\n{e}", file=sys.stderr)
+            if root:
+                print(f"\n{e}", file=sys.stderr, flush=True)
             return exit_status(e.interrupt)
         except ValueError as e:  # every user input was checked above: this is a bug, show the traceback
             raise RuntimeError(f"internal error during training: {e}") from e
-        print(run.summary())
+        if root:
+            print(run.summary())
     return EXIT_FAILED if result["status"] == "diverged" else 0
+
+
+@contextlib.contextmanager
+def _silenced_stdout() -> Iterator[None]:
+    """Within: stdout goes nowhere (the ranks but 0 of a data-parallel job; errors still reach stderr)."""
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
+
+
+@contextlib.contextmanager
+def _claimed_run_dir(out: Path | None, resume: bool, overwrite: bool, comm: Any) -> Iterator[Path]:
+    """The run directory, claimed by this process, or by rank 0 of a data-parallel job (which
+    tells the others its name: a default ``runs/<timestamp>-<n>`` is made there)."""
+    from .train.rundir import claim_run_dir
+
+    if comm is not None and not comm.is_root:
+        yield Path(comm.broadcast_text(None))
+        return
+    with claim_run_dir(out, resume=resume, overwrite=overwrite) as claimed:
+        if comm is not None:
+            comm.broadcast_text(str(claimed))
+        yield claimed
 
 
 def _model_of_settings(args: argparse.Namespace):
@@ -359,7 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = _in_flags(e, dict(_typed_flags(args))) if isinstance(e, UsageError) else str(e)
         # One line, even for messages written as several (the data layer's list of remedies).
         message = " ".join(part.strip() for part in message.splitlines() if part.strip())
-        print(f"handprop {args.command}: error: {message}", file=sys.stderr)
+        if _first_process():  # every process of an MPI job raised it: one says so
+            print(f"handprop {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as e:  # before a run could checkpoint (or outside train): nothing to resume
         from .train.signals import by_which, exit_status
@@ -371,11 +406,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         print(f"handprop {args.command}: error: {e}", file=sys.stderr)
         return EXIT_FAILED
-    except Exception:  # noqa: BLE001 - not the user's doing: say so, with what it takes to fix it
+    except Exception as e:  # noqa: BLE001 - not the user's doing (but for the next case): say so, with what it takes to fix it
+        from .distributed.errors import DistributedError
+        if isinstance(e, DistributedError):  # the processes of a data-parallel run disagree (each raised it)
+            if _first_process():
+                print(f"handprop {args.command}: error: {e}", file=sys.stderr)
+            return EXIT_FAILED
         traceback.print_exc()
         print(f"handprop {args.command}: internal error (a bug in handprop; please report it with the "
               "traceback above)", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _first_process() -> bool:
+    """Rank 0 of an MPI job, or a process no launcher started (the launcher's variables say)."""
+    from .distributed.environment import launched_rank
+    return launched_rank() == 0
 
 
 if __name__ == "__main__":

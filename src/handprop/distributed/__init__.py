@@ -1,7 +1,7 @@
 """Data-parallel training over MPI: every process trains on its slice of each global batch and
 the gradients are averaged with ``Allreduce``, so N processes take the steps one process would.
 
-    mpirun -n 2 python -m handprop.distributed.train --hidden 50 --batch-size 64
+    mpirun -n 2 handprop train --batch-size 512
 
 Pieces (see docs/distributed.md): :func:`connect` (is this an MPI job? the communicator),
 :class:`ShardedLoader` (this process's slice of every global batch), :class:`DataParallel`,
@@ -13,14 +13,15 @@ from .buckets import GradientBuckets
 from .callbacks import CheckWeights, DataParallel, DistributedRecorder
 from .checksum import check_identical, checksums, describe_mismatch
 from .communicator import Communicator, connect, load_mpi
-from .environment import launched_size, wants_distributed
+from .environment import launched_rank, launched_size, wants_distributed
 from .errors import MPI_EXTRA, DistributedError, MPIUnavailableError, RanksDivergedError, StopRequested
-from .faults import StopSignals, abort_on_error
+from .faults import StopSignals, abort_on_error, stopping_together
 from .sharding import ShardedLoader, rank_bounds, shard_dataset
 
 __all__ = [
     "MPI_EXTRA", "CheckWeights", "Communicator", "DataParallel", "DistributedError", "DistributedRecorder",
     "GradientBuckets", "MPIUnavailableError", "RanksDivergedError", "ShardedLoader", "StopRequested",
     "StopSignals", "abort_on_error", "check_identical", "checksums", "connect", "describe_mismatch",
-    "launched_size", "load_mpi", "rank_bounds", "shard_dataset", "wants_distributed",
+    "launched_rank", "launched_size", "load_mpi", "rank_bounds", "shard_dataset", "stopping_together",
+    "wants_distributed",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UsageError
 from .environment import launched_size, wants_distributed
 from .errors import MPI_EXTRA, DistributedError, MPIUnavailableError
 
@@ -79,6 +80,19 @@ class Communicator:
             self._waiting_since = None
         return out
 
+    def broadcast_text(self, text: str | None) -> str:
+        """Rank 0's ``text`` on every process (the others pass None): a length, then the bytes."""
+        data = np.frombuffer((text or "").encode(), dtype=np.uint8) if self.is_root else None
+        length = np.array([0 if data is None else len(data)], dtype=np.int64)
+        self._enter("Bcast")
+        try:
+            self.comm.Bcast(length, root=0)
+            buffer = data.copy() if data is not None else np.empty(int(length[0]), dtype=np.uint8)
+            self.comm.Bcast(buffer, root=0)
+        finally:
+            self._waiting_since = None
+        return buffer.tobytes().decode()
+
     def barrier(self) -> None:
         """Wait until every process got here (or the watchdog ends the job after ``timeout``)."""
         self._enter("Barrier")
@@ -94,6 +108,11 @@ class Communicator:
             return node.Get_size()
         finally:
             node.Free()
+
+    def threads_per_process(self) -> int:
+        """BLAS threads for each process so that those of one machine share its CPUs (at least 1)."""
+        from ..threads import usable_cpus
+        return max(1, usable_cpus() // self.local_size())
 
     def abort(self, code: int = 1) -> None:
         """End every process of the job now (MPI_Abort): what a failing process must do, since
@@ -130,14 +149,20 @@ def _do_nothing(*args: Any, **kwargs: Any) -> None:
 def connect(flag: bool | None = None, timeout: float = 300.0) -> Communicator | None:
     """The job's communicator when training data-parallel (see :func:`wants_distributed`), else None.
 
-    Raises MPIUnavailableError without mpi4py, and DistributedError when the launcher and MPI
-    disagree on the number of processes.
+    Raises MPIUnavailableError without mpi4py; UsageError when ``--distributed`` is given to a
+    process no launcher started (as PyTorch's ``init_process_group`` outside ``torchrun``: a
+    lone process is started with ``mpirun -n 1``, not made a world of one by accident); and
+    DistributedError when the launcher and MPI disagree on the number of processes.
     """
     if not wants_distributed(flag):
         return None
-    comm = Communicator(timeout=timeout)
+    load_mpi()  # a missing extra first: it is what to fix
     found = launched_size()
-    if found is not None and found[0] != comm.size:
+    if found is None:
+        raise UsageError("--distributed: this process was not started by an MPI launcher; start the "
+                         "processes with mpirun -n N (or srun under SLURM), or drop --distributed")
+    comm = Communicator(timeout=timeout)
+    if found[0] != comm.size:
         raise DistributedError(
             f"{found[1]}={found[0]} but MPI started {comm.size} process(es): mpi4py is using another "
             f"MPI library than the launcher's (check `python -m mpi4py --mpi-lib-version` against "

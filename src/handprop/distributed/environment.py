@@ -19,6 +19,20 @@ SIZE_VARIABLES = (
 )
 
 
+#: Where each launcher puts this process's rank, in the order of :data:`SIZE_VARIABLES`.
+RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK", "SLURM_PROCID")
+
+
+def launched_rank(environ: Mapping[str, str] | None = None) -> int:
+    """This process's rank as its launcher says (0 when not started by one): which process
+    prints an error every process raised alike, before MPI is initialised."""
+    env = os.environ if environ is None else environ
+    for name in RANK_VARIABLES:
+        if env.get(name, "").strip().isdigit():
+            return int(env[name])
+    return 0
+
+
 def launched_size(environ: Mapping[str, str] | None = None) -> tuple[int, str] | None:
     """(number of processes, the variable saying so) when started by a launcher, else None."""
     env = os.environ if environ is None else environ

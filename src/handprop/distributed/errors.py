@@ -1,11 +1,13 @@
 """What can go wrong between processes, as exceptions the command line can print in one line."""
 from __future__ import annotations
 
+from ..errors import UsageError
+
 #: How to install what distributed training needs (named in every "MPI is missing" message).
 MPI_EXTRA = "pip install 'handprop[mpi]'"
 
 
-class MPIUnavailableError(ValueError):
+class MPIUnavailableError(UsageError):
     """Distributed training was asked for, but mpi4py or an MPI library cannot be loaded."""
 
 

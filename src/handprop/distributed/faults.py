@@ -96,6 +96,19 @@ def abort_on_error(comm: Communicator) -> Iterator[None]:
         _abort(comm, e, 2 if isinstance(e, ValueError) else 1)
 
 
+@contextlib.contextmanager
+def stopping_together(comm: Communicator) -> Iterator[StopSignals]:
+    """The block of a data-parallel job: stop signals noted (the yielded :class:`StopSignals`, for
+    the training callbacks) and an error on this process alone ending the job
+    (:func:`abort_on_error`); the previous signal handlers are back afterwards."""
+    stop = StopSignals().install()
+    try:
+        with abort_on_error(comm):
+            yield stop
+    finally:
+        stop.restore()
+
+
 def _abort(comm: Communicator, exc: BaseException, code: int) -> None:
     where = f"handprop (rank {comm.rank} of {comm.size})"
     if isinstance(exc, SystemExit):

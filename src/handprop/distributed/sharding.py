@@ -13,7 +13,7 @@ most ``N - 1`` examples of an epoch, a different few each epoch since the order 
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -38,12 +38,18 @@ class ShardedLoader:
     ``batch_size`` is the global batch (None: the whole dataset, full-batch descent); ``rng``
     must be seeded identically on every process. Iterates ``(xb, yb)`` like a DataLoader;
     ``len()`` is the number of steps per epoch, the same on every process.
+
+    ``transform`` (an augmentation drawing from ``rng``) is applied to the whole global batch,
+    then this process's rows are taken: every process makes the same draws, so the generator
+    stays identical everywhere (the next epoch's permutation too) and the slices are the rows a
+    single process would have augmented the same way.
     """
 
     def __init__(self, dataset: Any, batch_size: int | None, rank: int, size: int, shuffle: bool = False,
-                 rng: np.random.Generator | int | None = None):
+                 rng: np.random.Generator | int | None = None,
+                 transform: Callable[[np.ndarray], np.ndarray] | None = None):
         _check_rank(rank, size, "ShardedLoader")
-        self.batches = DataLoader(dataset, batch_size, shuffle=shuffle, rng=rng)
+        self.batches = DataLoader(dataset, batch_size, shuffle=shuffle, rng=rng, transform=transform)
         self.rank, self.size = int(rank), int(size)
         self.global_batch = max(len(dataset), 1) if batch_size is None else int(batch_size)
         if self.global_batch < self.size:
@@ -64,6 +70,12 @@ class ShardedLoader:
         for step, index in enumerate(self.batches.batch_indices()):
             if step == steps:  # the dropped tail (its permutation was drawn all the same)
                 break
+            if self.batches.transform is not None:  # the whole batch, for the same draws everywhere
+                xb, yb = self.dataset[index]
+                xb = self.batches.transform(np.ascontiguousarray(xb, dtype=np.float32))
+                lo, hi = rank_bounds(len(xb), self.rank, self.size)
+                yield np.ascontiguousarray(xb[lo:hi]), yb[lo:hi]
+                continue
             if isinstance(index, slice):  # unshuffled: a slice of the dataset, kept a slice (a view)
                 start, stop = index.start, min(index.stop, n_examples)
                 lo, hi = rank_bounds(stop - start, self.rank, self.size)

@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, TextIO
+from typing import TYPE_CHECKING, Any, Mapping, TextIO
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from ..errors import UsageError
 from ..optim.lr_scheduler import SCHEDULES
 from ..model_file import read_model_file
 from ..nn import Module
-from ..threads import apply_thread_policy, get_num_threads
+from ..threads import ThreadChoice, apply_thread_policy, get_num_threads, set_num_threads
 from ..serialize import atomic_write, build_model, group, save_model
 from . import build as B
 from . import callbacks as cbs
@@ -36,6 +36,9 @@ from .learner import Learner
 from .metrics import test_report
 from .signals import by_which, signals_held
 from .stats import TRAIN_EVERY, ActivationStats
+
+if TYPE_CHECKING:
+    from ..distributed import Communicator, StopSignals
 
 
 #: The dataset whose images may be mirrored (clothes; a mirrored digit is no digit).
@@ -167,13 +170,27 @@ class Run:
     """One training run: builds everything from a :class:`TrainConfig` and owns the run directory.
 
     Start one with :meth:`create` (a new run) or :meth:`resume` (continue one from its ``last.npz``).
+
+    Data-parallel (``comm``, one Run on each process of an MPI job, see docs/distributed.md):
+    ``batch_size`` is the global batch, each process trains on its slice of it and validates on
+    its share of the validation set; the callbacks of :mod:`handprop.distributed` average the
+    gradients, reduce the metrics and check that the weights stay identical. Only rank 0 prints
+    and writes the run directory (``is_root``); ``stop`` holds the stop signals every process
+    agrees on.
     """
 
     def __init__(self, cfg: TrainConfig, out: Path, stream: TextIO | None = None, quiet: bool = False,
-                 threads: int | None = None):
+                 threads: int | None = None, comm: Communicator | None = None, stop: StopSignals | None = None):
         if not isinstance(cfg, TrainConfig):
             raise TypeError(f"Run needs a TrainConfig (see TrainConfig.create), got {type(cfg).__name__}")
+        if (comm is None) != (stop is None):
+            raise TypeError("Run: a data-parallel run needs both comm and stop")
         self.cfg, self.out, self.stream, self.quiet = cfg, Path(out), stream, quiet
+        self.comm, self.stop = comm, stop
+        self.is_root, self.world_size = (True, 1) if comm is None else (comm.is_root, comm.size)
+        if cfg.batch_size is not None and cfg.batch_size < self.world_size:
+            raise UsageError(f"batch_size={cfg.batch_size} is the global batch, smaller than the {self.world_size} "
+                             "processes: each needs at least one example (give a larger one)", ["batch_size"])
         seeds = np.random.SeedSequence(cfg.seed).spawn(2)
         self.init_rng, self.loader_rng = (np.random.default_rng(s) for s in seeds)
         self.data = prepare_data(cfg)
@@ -183,7 +200,8 @@ class Run:
         B.initialise(self.model, cfg, self.init_rng)
         if cfg.init == "lsuv":  # layer-sequential unit variance on a batch of training images
             nn.init.lsuv_(self.model, self.data.x_train[:512])
-        check_run_dir(self.out, sum(p.data.size for p in self.model.parameters()))
+        if self.is_root:
+            check_run_dir(self.out, sum(p.data.size for p in self.model.parameters()))
         self.loss = B.build_loss(cfg)
         self.lr = B.effective_lr(cfg, len(self.data.x_train))
         self.opt = B.build_optimizer(cfg, self.model.parameters(), self.lr)
@@ -193,21 +211,30 @@ class Run:
         # the augmentation draws from the loader's generator: a checkpoint's rng state covers both
         self.augment = Augment(self.data.image_shape, self.loader_rng, flip=cfg.dataset == FLIPPABLE,
                                fill=self.data.blank) if cfg.augment else None
-        train_dl = DataLoader(ArrayDataset(self.data.x_train, B.encode_targets(self.data.y_train, n_classes, cfg)),
-                              batch_size=cfg.batch_size, shuffle=cfg.shuffle, rng=self.loader_rng,
-                              transform=self.augment)
-        valid_dl = DataLoader(ArrayDataset(x_va, B.encode_targets(y_va, n_classes, cfg)),
-                              batch_size=None if cfg.full_batch else 1000)
+        train_set = ArrayDataset(self.data.x_train, B.encode_targets(self.data.y_train, n_classes, cfg))
+        valid_set = ArrayDataset(x_va, B.encode_targets(y_va, n_classes, cfg))
         every = cfg.log_every
         self.checkpoint = cbs.Checkpoint(self._save_checkpoint, monitor=f"{self.valid_name}_loss", every=every,
                                          rng=self.loader_rng)
-        self.recorder = cbs.Recorder(self.valid_name)
+        if comm is None:
+            train_dl = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=cfg.shuffle, rng=self.loader_rng,
+                                  transform=self.augment)
+            self.recorder = cbs.Recorder(self.valid_name)
+            parallel: list[Any] = []
+        else:
+            from .. import distributed as D
+            train_dl = D.ShardedLoader(train_set, cfg.batch_size, comm.rank, comm.size, shuffle=bool(cfg.shuffle),
+                                       rng=self.loader_rng, transform=self.augment)
+            valid_set = D.shard_dataset(valid_set.x, valid_set.y, comm.rank, comm.size)
+            self.recorder = D.DistributedRecorder(comm, stop, self.valid_name)
+            parallel = [D.DataParallel(comm, stop), D.CheckWeights(comm)]
+        valid_dl = DataLoader(valid_set, batch_size=None if cfg.full_batch else 1000)
         callbacks = [self.recorder, cbs.NonFiniteGuard(), self.checkpoint,
-                     cbs.History(self.write_metrics, every=every)]
-        if not quiet:
+                     cbs.History(self.write_metrics, every=every), *parallel]
+        if not quiet and self.is_root:
             callbacks.append(cbs.ProgressBar(self.valid_name, cfg.metric, every,
                                              "step" if cfg.full_batch else "epoch", stream))
-        if cfg.stats:
+        if cfg.stats and self.is_root:  # (of rank 0's slices: the statistics of its activations)
             callbacks.append(ActivationStats(every=TRAIN_EVERY, out=self.out, stream=stream))
         if cfg.schedule != "none":
             total = cfg.epochs * len(train_dl)
@@ -217,27 +244,39 @@ class Run:
             callbacks.append(self.early_stopping)
         self.learn = Learner(self.model, self.loss, self.opt, train_dl, valid_dl, callbacks)
         self.learn.history = []
-        # BLAS threads: --threads, else the policy (one thread for small models or a busy machine)
-        self.thread_choice = apply_thread_policy(threads, self.model, cfg.batch_size or len(self.data.x_train))
+        # BLAS threads: --threads, else the policy (one thread for small models or a busy machine);
+        # the processes of a data-parallel job on one machine share its CPUs
+        if comm is not None and threads is None:
+            threads = comm.threads_per_process()
+            self.thread_choice = ThreadChoice(threads, f"{comm.size} processes: this machine's CPUs shared "
+                                              "among its processes; --threads N to override")
+            set_num_threads(threads)
+        else:
+            self.thread_choice = apply_thread_policy(threads, self.model, cfg.batch_size or len(self.data.x_train))
         self.blas_threads = get_num_threads()
         self.started, self.time_before = time.time(), 0.0  # time_before: earlier sessions of a resumed run
         self.result: dict[str, Any] = {}
 
     @classmethod
     def create(cls, cfg: TrainConfig, out: Path | str | None = None, *, stream: TextIO | None = None,
-               quiet: bool = False, threads: int | None = None) -> Run:
+               quiet: bool = False, threads: int | None = None, comm: Communicator | None = None,
+               stop: StopSignals | None = None) -> Run:
         """A new run of ``cfg`` writing into ``out`` (default: a new ``runs/<timestamp>-<n>``; the
         CLI claims the directory first, see :mod:`handprop.train.rundir`). ``threads``: NumPy's
-        BLAS threads (default: :func:`handprop.threads.apply_thread_policy` decides)."""
+        BLAS threads (default: :func:`handprop.threads.apply_thread_policy` decides). ``comm``
+        and ``stop``: data-parallel, on every process of the job (see the class docstring)."""
         from .rundir import new_default_run_dir
-        return cls(cfg, Path(out) if out is not None else new_default_run_dir(), stream, quiet, threads)
+        return cls(cfg, Path(out) if out is not None else new_default_run_dir(), stream, quiet, threads, comm, stop)
 
     @classmethod
     def resume(cls, run_dir: Path | str, overrides: Mapping[str, Any] | None = None, *,
-               stream: TextIO | None = None, quiet: bool = False, threads: int | None = None) -> Run:
+               stream: TextIO | None = None, quiet: bool = False, threads: int | None = None,
+               comm: Communicator | None = None, stop: StopSignals | None = None) -> Run:
         """Continue the run in ``run_dir`` from its ``last.npz``: the saved config (``overrides``
         may change only :data:`RESUME_OVERRIDES`), model, optimiser, data order, step count,
-        history, and the best validation loss so far (which decides what ``best.npz`` holds)."""
+        history, and the best validation loss so far (which decides what ``best.npz`` holds).
+        Data-parallel, every process reads the checkpoint; another number of processes than
+        the checkpoint's trains the same batches but warns that sums are rounded differently."""
         overrides = dict(overrides or {})
         refused = sorted(set(overrides) - set(RESUME_OVERRIDES))
         if refused:
@@ -252,7 +291,7 @@ class Run:
         ckpt = read_model_file(checkpoint, "checkpoint")
         saved = TrainConfig.from_dict(ckpt.meta["config"], str(checkpoint))
         _check_resumed_epochs(saved, overrides.get("epochs"), ckpt.meta["epoch"])
-        run = cls(replace(saved, **overrides), run_dir, stream, quiet, threads)
+        run = cls(replace(saved, **overrides), run_dir, stream, quiet, threads, comm, stop)
         run._restore(ckpt)
         return run
 
@@ -265,10 +304,15 @@ class Run:
         self.learn.history = list(ckpt.meta["history"])
         self.time_before = ckpt.meta.get("wall_time_s", 0.0)
         saved_threads = ckpt.meta.get("blas_threads")
-        if saved_threads is not None and saved_threads != self.blas_threads:
+        if saved_threads is not None and saved_threads != self.blas_threads and self.is_root:
             print(f"warning: {ckpt.path} was written with {saved_threads} BLAS thread(s), this process uses "
                   f"{self.blas_threads}: the resumed run will not be bit-identical to an uninterrupted one "
                   f"(resume with --threads {saved_threads} for that)", file=sys.stderr)
+        saved_size = ckpt.meta.get("world_size", 1)
+        if saved_size != self.world_size and self.is_root:
+            print(f"warning: {ckpt.path} was trained on {saved_size} process(es), resumed on {self.world_size}: "
+                  "the same batches in the same order, but the gradient sums are rounded differently, so the "
+                  "result is not bit-identical to an uninterrupted run", file=sys.stderr)
         losses = [r[f"{self.valid_name}_loss"] for r in self.learn.history
                   if r.get(f"{self.valid_name}_loss") is not None]
         self.checkpoint.best = min(losses, default=self.checkpoint.best)
@@ -285,6 +329,8 @@ class Run:
         params = sum(p.data.size for p in self.model.parameters())
         splits = f"{len(d.x_train):,} train" + (f" / {len(d.x_valid):,} valid" if d.x_valid is not None else "")
         batch = "full batch" if cfg.full_batch else f"batch {cfg.batch_size}"
+        if self.world_size > 1:
+            batch = f"global {batch} over {self.world_size} processes (data-parallel)"
         norm = f"normalised with train mean {d.normalize.mean:.4f}, std {d.normalize.std:.4f}" \
             if d.normalize else "raw [0, 1] pixels"
         model = (f"model: {arch} ({params:,} parameters), {cfg.activation}, loss {cfg.loss} ({cfg.reduction}), "
@@ -299,20 +345,24 @@ class Run:
         return self.time_before + time.time() - self.started
 
     def _save_checkpoint(self, name: str, state: dict) -> None:
+        if not self.is_root:  # the other processes hold the same state
+            return
         opt = {f"opt.{k}": v for k, v in state["opt"].items()}
         meta = {"kind": "checkpoint", "config": self.cfg.to_dict(), "epoch": state["epoch"],
                 "train_step": state["train_step"], "rng": state.get("rng"),
                 "history": _finite_or_null(self.learn.history[:state["epoch"]]), "wall_time_s": self.wall_time(),
-                "blas_threads": self.blas_threads}
+                "blas_threads": self.blas_threads, "world_size": self.world_size}
         with signals_held():
             save_model(self.out / name, state["model"], self.spec, self.data.normalize, meta, extra=opt)
 
     def write_metrics(self) -> None:
         """metrics.json (config, history, final figures once known) and metrics.csv (LF line
-        endings, the header row even before the first epoch)."""
+        endings, the header row even before the first epoch); rank 0's files alone."""
+        if not self.is_root:
+            return
         payload = {"config": self.cfg.to_dict(), "history": self.learn.history, **self.result,
                    "wall_time_s": round(self.wall_time(), 3), "blas_threads": self.blas_threads,
-                   "handprop": __version__}
+                   "world_size": self.world_size, "handprop": __version__}
         keys = self.recorder.fields()
         for rec in self.learn.history:  # and whatever other callbacks recorded
             keys += [k for k in rec if k not in keys]
@@ -339,6 +389,8 @@ class Run:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 self.learn.fit(self.cfg.epochs)
                 training = False
+                if not self.is_root:  # rank 0 tests and writes the model every process holds
+                    return {"status": "diverged" if getattr(self.learn, "diverged", False) else "finished"}
                 return self.finish()
         except KeyboardInterrupt as interrupt:
             raise self._checkpoint_interrupted(interrupt, training) from None
@@ -350,14 +402,20 @@ class Run:
             state = self.checkpoint.epoch_start_state or self.checkpoint.current_state()
             self.checkpoint.flush()
             self._save_checkpoint("last.npz", state)
-            self.result = {"status": "interrupted"}
+            self.result = {"status": "interrupted", "resume": self.resume_command()}
             self.write_metrics()
         unit = "step" if self.cfg.full_batch else "epoch"
         where = (f"in {unit} {self.learn.epoch + 1}; checkpoint {self.out / 'last.npz'} holds the state at its start"
                  if training else f"after training, during the final evaluation and plots; checkpoint "
                  f"{self.out / 'last.npz'} holds the final state (resuming only evaluates and writes the files)")
         return TrainingInterrupted(f"interrupted{by_which(interrupt)} {where}.\n"
-                                   f"resume with: handprop train --resume {shlex.quote(str(self.out))}", interrupt)
+                                   f"resume with: {self.resume_command()}", interrupt)
+
+    def resume_command(self) -> str:
+        """The command that continues this run (under the launcher that started it)."""
+        from ..distributed.environment import launcher_command
+        return " ".join(filter(None, [launcher_command(self.world_size), "handprop train --resume",
+                                      shlex.quote(str(self.out))]))
 
     def finish(self) -> dict[str, Any]:
         """Test figures and the final files. After early stopping the model is first set back
