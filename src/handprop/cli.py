@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (``handprop train: error: ...``) and exit 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n" if _first_process() else None)
 
 
 def _typed(setting: Any) -> Callable[[str], Any]:
@@ -255,7 +255,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .distributed import connect, stopping_together
+    from .distributed import connect, on_every_process, stopping_together
     from .train.output import reader_tolerant_output
     from .train.run import Run, TrainingInterrupted
     from .train.signals import exit_status, stop_signals_interrupt
@@ -283,8 +283,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             (reader_tolerant_output(out) if root else _silenced_stdout()):
         # (a resume reads its checkpoint once the directory is ours: a live run there is refused first)
         parallel = {"comm": comm, "stop": stop}
-        run = Run.resume(out, overrides, quiet=args.quiet, threads=args.threads, **parallel) if resume else \
-            Run.create(config, out, quiet=args.quiet, threads=args.threads, **parallel)
+
+        def start() -> Run:
+            if resume:
+                return Run.resume(out, overrides, quiet=args.quiet, threads=args.threads, **parallel)
+            return Run.create(config, out, quiet=args.quiet, threads=args.threads, **parallel)
+        # (data-parallel: a bad setting or missing data, the same on every process, is reported once)
+        run = on_every_process(comm, start) if comm else start()
         if not args.quiet and root:
             print(run.describe(), flush=True)
             print(run.thread_choice, flush=True)
@@ -311,13 +316,26 @@ def _silenced_stdout() -> Iterator[None]:
 @contextlib.contextmanager
 def _claimed_run_dir(out: Path | None, resume: bool, overwrite: bool, comm: Any) -> Iterator[Path]:
     """The run directory, claimed by this process, or by rank 0 of a data-parallel job (which
-    tells the others its name: a default ``runs/<timestamp>-<n>`` is made there)."""
+    tells the others its name, a default ``runs/<timestamp>-<n>`` being made there, or why it
+    could not claim it: then every process raises that UsageError and rank 0 reports it)."""
+    from .distributed import raised_everywhere
     from .train.rundir import claim_run_dir
 
+    refused = "refused: "
     if comm is not None and not comm.is_root:
-        yield Path(comm.broadcast_text(None))
+        name = comm.broadcast_text(None)
+        if name.startswith(refused):
+            raise raised_everywhere(UsageError(name.removeprefix(refused)))
+        yield Path(name)
         return
-    with claim_run_dir(out, resume=resume, overwrite=overwrite) as claimed:
+    with contextlib.ExitStack() as stack:
+        try:
+            claimed = stack.enter_context(claim_run_dir(out, resume=resume, overwrite=overwrite))
+        except UsageError as e:
+            if comm is None:
+                raise
+            comm.broadcast_text(refused + str(e))
+            raise raised_everywhere(e) from None
         if comm is not None:
             comm.broadcast_text(str(claimed))
         yield claimed

@@ -294,7 +294,8 @@ def meta_rules(kind: str) -> tuple[dict[str, _Rule], set[str]]:
     return {"epoch": _INT_NONNEGATIVE, "train_step": _INT_NONNEGATIVE,
             "rng": _optional(_Rule(_is_rng_state, "a PCG64 generator state")),  # null: before any draw
             "history": _Rule(_is_history, "a list of {name: number or null} records"),
-            "wall_time_s": _NUMBER_NONNEGATIVE, "blas_threads": _optional(_INT_POSITIVE)}, \
+            "wall_time_s": _NUMBER_NONNEGATIVE, "blas_threads": _optional(_INT_POSITIVE),
+            "world_size": _INT_POSITIVE}, \
         {"config", "epoch", "train_step", "history", "rng"}
 
 

@@ -1,9 +1,10 @@
-"""``handprop.distributed.train`` for the mpirun tests, with two test hooks.
+"""``handprop train`` (the real command line) for the mpirun tests, with test hooks.
 
-- On every rank but 0, the file writers raise: a rank other than 0 writing anything fails the run.
+- On every rank but 0, whatever writes a run's files raises (atomic writes, claiming or making a
+  run directory): a rank other than 0 writing anything fails the run.
 - With ``HANDPROP_TEST_PID_DIR`` set, each rank writes its process id to ``rank<r>.pid`` there
-  (so a test can signal or kill one rank) and, when main returns, its exit status to ``rank<r>.exit``
-  (a rank killed by the launcher writes none).
+  (so a test can signal or kill one rank) and, when the command returns, its exit status to
+  ``rank<r>.exit`` (a rank killed by the launcher writes none).
 - With ``HANDPROP_TEST_STEP_SLEEP`` set, each training batch first sleeps that many seconds (so a
   signal sent after epoch 1 lands before the end; the computation is unchanged).
 """
@@ -16,8 +17,12 @@ from pathlib import Path
 
 from mpi4py import MPI
 
+import handprop.figures
 import handprop.serialize
-from handprop.distributed import train
+import handprop.train.rundir
+import handprop.train.run
+import handprop.train.stats
+from handprop import cli
 from handprop.train.learner import Learner
 
 
@@ -29,7 +34,11 @@ def _forbidden(*args, **kwargs):
 if __name__ == "__main__":
     rank = MPI.COMM_WORLD.Get_rank()
     if rank != 0:
-        handprop.serialize.atomic_write = train.atomic_write = _forbidden
+        for module, name in ((handprop.serialize, "atomic_write"), (handprop.train.run, "atomic_write"),
+                             (handprop.figures, "atomic_write"), (handprop.train.stats, "atomic_write"),
+                             (handprop.train.run, "check_run_dir"),
+                             (handprop.train.rundir, "claim_run_dir"), (handprop.train.rundir, "new_default_run_dir")):
+            setattr(module, name, _forbidden)
     pid_dir = os.environ.get("HANDPROP_TEST_PID_DIR")
     if pid_dir:
         (Path(pid_dir) / f"rank{rank}.pid").write_text(str(os.getpid()))
@@ -37,7 +46,7 @@ if __name__ == "__main__":
     if delay:
         one_batch = Learner._one_batch
         Learner._one_batch = lambda learn: (time.sleep(delay), one_batch(learn))[1]
-    code = train.main()
+    code = cli.main(["train", *sys.argv[1:]])
     if pid_dir:
         (Path(pid_dir) / f"rank{rank}.exit").write_text(str(code))
     sys.exit(code)

@@ -1,12 +1,13 @@
 """Launcher detection from the environment, and mpi4py staying out of ``import handprop``."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
-from handprop.distributed import launched_size, wants_distributed
+from handprop.distributed import launched_rank, launched_size, wants_distributed
 
 
 @pytest.mark.parametrize("env, expected", [
@@ -20,6 +21,12 @@ from handprop.distributed import launched_size, wants_distributed
 ])
 def test_launched_size(env, expected):
     assert launched_size(env) == expected
+
+
+@pytest.mark.parametrize("env, rank", [({}, 0), ({"OMPI_COMM_WORLD_RANK": "1"}, 1), ({"PMI_RANK": "3"}, 3),
+                                       ({"SLURM_PROCID": "2"}, 2)])
+def test_launched_rank(env, rank):
+    assert launched_rank(env) == rank
 
 
 @pytest.mark.parametrize("value", ["", "two", "0", "-1"])
@@ -41,8 +48,8 @@ def _python(code: str) -> subprocess.CompletedProcess:
 
 
 def test_importing_handprop_and_its_distributed_package_does_not_import_mpi4py():
-    out = _python("import sys, handprop, handprop.distributed, handprop.distributed.train; "
-                  "print('mpi4py' in sys.modules)")
+    out = _python("import sys, handprop, handprop.cli, handprop.train.run, handprop.distributed, "
+                  "handprop.distributed.bench; print('mpi4py' in sys.modules)")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
 
@@ -65,3 +72,27 @@ def test_a_launcher_and_mpi_that_disagree_on_the_size_is_an_error(mpi):
                          env=mpi.env(OMPI_COMM_WORLD_SIZE="3"), capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert "DistributedError: OMPI_COMM_WORLD_SIZE=3 but MPI started 1 process(es)" in out.stderr
+
+
+def _handprop(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "handprop", *args], capture_output=True, text=True, timeout=60,
+                          env=env)
+
+
+def test_distributed_outside_a_launcher_is_a_one_line_usage_error(tmp_path):
+    """As PyTorch's init_process_group outside torchrun: no world of one by accident."""
+    done = _handprop("train", "--distributed", "--subset", "100", "--out", str(tmp_path / "run"))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("handprop train: error: --distributed: this process was not started by an "
+                                  "MPI launcher; start the processes with mpirun -n N"), done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_without_mpi4py_distributed_train_names_the_extra_in_one_line(tmp_path):
+    hidden = tmp_path / "mpi4py"  # a package that fails to import, shadowing the real one
+    hidden.mkdir()
+    (hidden / "__init__.py").write_text("raise ImportError('hidden by the test')")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = _handprop("train", "--distributed", "--subset", "100", env=env)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "distributed training needs mpi4py" in done.stderr and "pip install 'handprop[mpi]'" in done.stderr

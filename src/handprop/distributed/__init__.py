@@ -15,13 +15,13 @@ from .checksum import check_identical, checksums, describe_mismatch
 from .communicator import Communicator, connect, load_mpi
 from .environment import launched_rank, launched_size, wants_distributed
 from .errors import MPI_EXTRA, DistributedError, MPIUnavailableError, RanksDivergedError, StopRequested
-from .faults import StopSignals, abort_on_error, stopping_together
+from .faults import StopSignals, abort_on_error, on_every_process, raised_everywhere, stopping_together
 from .sharding import ShardedLoader, rank_bounds, shard_dataset
 
 __all__ = [
     "MPI_EXTRA", "CheckWeights", "Communicator", "DataParallel", "DistributedError", "DistributedRecorder",
     "GradientBuckets", "MPIUnavailableError", "RanksDivergedError", "ShardedLoader", "StopRequested",
     "StopSignals", "abort_on_error", "check_identical", "checksums", "connect", "describe_mismatch",
-    "launched_rank", "launched_size", "load_mpi", "rank_bounds", "shard_dataset", "stopping_together",
+    "launched_rank", "launched_size", "load_mpi", "on_every_process", "raised_everywhere", "rank_bounds", "shard_dataset", "stopping_together",
     "wants_distributed",
 ]

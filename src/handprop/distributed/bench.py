@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     comm = connect(True)
     assert comm is not None
     with abort_on_error(comm):
-        threads = args.threads or max(1, (os.cpu_count() or 1) // comm.local_size())
+        threads = args.threads or comm.threads_per_process()
         set_num_threads(threads)
         rounds = args.repeats or (2 if args.quick else 5)
         data = load_data(args.data_dir, args.synthetic)

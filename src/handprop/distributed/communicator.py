@@ -34,7 +34,8 @@ def load_mpi() -> Any:
 
 
 class Communicator:
-    """``rank`` and ``size`` of this process in the job, and the collectives training uses.
+    """``rank`` and ``size`` of this process in the job, ``local_size`` (how many of its processes
+    run on this machine and share its cores), and the collectives training uses.
 
     Every collective must be called by every process, in the same order, with buffers of the
     same size and dtype (MPI's rule; the training callbacks guarantee it).
@@ -49,6 +50,9 @@ class Communicator:
         self.timeout = float(timeout)
         self._waiting_since: float | None = None  # set while inside a collective call
         self._waiting_in = ""
+        node = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)  # (collective: once, here)
+        self.local_size = node.Get_size()
+        node.Free()
         threading.Thread(target=self._watch, name="handprop-mpi-watchdog", daemon=True).start()
 
     @property
@@ -101,18 +105,14 @@ class Communicator:
         finally:
             self._waiting_since = None
 
-    def local_size(self) -> int:
-        """How many processes of the job run on this machine (they share its cores)."""
-        node = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
-        try:
-            return node.Get_size()
-        finally:
-            node.Free()
+    def agree(self, failed: bool) -> int:
+        """How many processes passed ``failed`` True (one tiny Allreduce)."""
+        return int(self.allreduce(np.array([int(failed)], dtype=np.int64))[0])
 
     def threads_per_process(self) -> int:
         """BLAS threads for each process so that those of one machine share its CPUs (at least 1)."""
         from ..threads import usable_cpus
-        return max(1, usable_cpus() // self.local_size())
+        return max(1, usable_cpus() // self.local_size)
 
     def abort(self, code: int = 1) -> None:
         """End every process of the job now (MPI_Abort): what a failing process must do, since

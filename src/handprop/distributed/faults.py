@@ -22,10 +22,12 @@ import sys
 import traceback
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from .communicator import Communicator
-from .errors import RanksDivergedError, StopRequested
+from .errors import DistributedError, RanksDivergedError, StopRequested
+
+T = TypeVar("T")
 
 #: The signals that ask a run to checkpoint and stop.
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name))
@@ -70,7 +72,7 @@ def _raised_by_every_process(exc: BaseException | None) -> bool:
     """Whether ``exc``, or an exception it was raised while handling, is one every process
     raises at the same step (so nobody is left waiting)."""
     while exc is not None:
-        if isinstance(exc, (StopRequested, RanksDivergedError)):
+        if isinstance(exc, (StopRequested, RanksDivergedError)) or getattr(exc, _EVERY_PROCESS, False):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
@@ -109,11 +111,38 @@ def stopping_together(comm: Communicator) -> Iterator[StopSignals]:
         stop.restore()
 
 
+def on_every_process(comm: Communicator, make: Callable[[], T]) -> T:
+    """``make()`` (which must call no collective), then one Allreduce: an exception that every
+    process raised (bad settings, missing data: the same input everywhere) is raised normally,
+    marked so :func:`abort_on_error` lets it pass, and the command line reports it once; one
+    raised by some processes only ends the job through :func:`abort_on_error`."""
+    try:
+        result, error = make(), None
+    except Exception as e:  # noqa: BLE001 - counted, then raised again
+        result, error = None, e
+    failed = comm.agree(error is not None)
+    if error is None:
+        if failed:  # another process failed alone: it is aborting the job; wait for that
+            raise DistributedError(f"{failed} other process(es) failed while setting up; ending the job")
+        return result  # type: ignore[return-value]
+    raise raised_everywhere(error) if failed == comm.size else error
+
+
+#: The attribute that marks an exception every process raised (see :func:`raised_everywhere`).
+_EVERY_PROCESS = "raised_on_every_process"
+
+
+def raised_everywhere(error: BaseException) -> BaseException:
+    """``error``, marked as raised by every process alike: :func:`abort_on_error` lets it pass."""
+    setattr(error, _EVERY_PROCESS, True)
+    return error
+
+
 def _abort(comm: Communicator, exc: BaseException, code: int) -> None:
     where = f"handprop (rank {comm.rank} of {comm.size})"
     if isinstance(exc, SystemExit):
         print(f"{where}: exited with status {exc.code}", file=sys.stderr)
-    elif isinstance(exc, ValueError):
+    elif isinstance(exc, (ValueError, DistributedError)):
         print(f"{where}: error: {exc}", file=sys.stderr)
     else:
         print(f"{where}: {type(exc).__name__}, ending the job:", file=sys.stderr)

@@ -408,7 +408,8 @@ class Run:
         where = (f"in {unit} {self.learn.epoch + 1}; checkpoint {self.out / 'last.npz'} holds the state at its start"
                  if training else f"after training, during the final evaluation and plots; checkpoint "
                  f"{self.out / 'last.npz'} holds the final state (resuming only evaluates and writes the files)")
-        return TrainingInterrupted(f"interrupted{by_which(interrupt)} {where}.\n"
+        how = f" ({interrupt})" if self.comm is not None else by_which(interrupt)  # which process got what
+        return TrainingInterrupted(f"interrupted{how} {where}.\n"
                                    f"resume with: {self.resume_command()}", interrupt)
 
     def resume_command(self) -> str:
