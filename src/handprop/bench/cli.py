@@ -51,6 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser, workloads: tuple[str, ...] = 
     parser.add_argument("--data-dir", metavar="DIR",
                         help="folder holding the MNIST IDX files (default: the dataset search path)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    if workloads == WORKLOADS:  # the installed command (not the acceptance suite)
+        parser.add_argument("--distributed", action="store_true", help="under mpirun: data-parallel step time, its "
+                            "Allreduce time and share (MLPs, --model cnn), Allreduce by message size "
+                            "(takes --quick, --repeats, --threads, --synthetic, --data-dir, --json)")
 
 
 def selected(only: str | None, workloads: tuple[str, ...] = WORKLOADS,
@@ -173,7 +177,14 @@ def print_report(rows: list[Row], json_path: str | None, note: str = RATIO_NOTE)
 
 def run(args: argparse.Namespace) -> int:
     """``handprop bench``: the selected workloads and their table; 0 when every comparison is valid."""
-    names = selected(args.only)
     if args.synthetic and args.data_dir:
         raise UsageError("--synthetic trains on random data: drop --data-dir (or --synthetic)")
+    if args.distributed:
+        given = [flag for flag, value in (("--only", args.only), ("--no-torch", args.no_torch),
+                                          ("--no-jax", args.no_jax), ("--load", args.load)) if value]
+        if given:
+            raise UsageError(f"--distributed times handprop's data-parallel step alone: drop {', '.join(given)}")
+        from ..distributed.bench import run as run_distributed
+        return run_distributed(args)
+    names = selected(args.only)
     return print_report(measure(start(args), names), args.json)

@@ -1,5 +1,6 @@
 """``handprop bench --distributed``, under ``mpirun``: the time of a data-parallel training step,
-the time of its Allreduce calls and their share of the step, and Allreduce times by message size.
+the time of its Allreduce calls and their share of the step (two MLPs and ``handprop train
+--model cnn``'s network), and Allreduce times by message size.
 
     mpirun -n 2 handprop bench --distributed [--quick] [--repeats N] [--threads N] [--json PATH]
 
@@ -13,7 +14,7 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from ..bench.models import handprop_mlp
 from ..bench.report import median
 from ..threads import get_num_threads, set_num_threads
 from ..data import ArrayDataset
-from ..nn import CrossEntropyLoss
+from ..nn import CrossEntropyLoss, Module
 from ..optim import SGD
 from ..serialize import atomic_write
 from ..train.learner import Learner
@@ -33,9 +34,26 @@ from .sharding import ShardedLoader
 
 #: Message sizes of the Allreduce table: 4 KB .. 64 MB.
 MESSAGE_BYTES = tuple(4096 * 4**k for k in range(8))
-#: The training workloads: (label, layer sizes, global batch, timed steps, quick steps).
-MODELS = (("784-50-10 b64", (784, 50, 10), 64, 200, 40),
-          ("784-1024-1024-10 b512", (784, 1024, 1024, 10), 512, 30, 8))
+
+
+def cnn() -> Module:
+    """``handprop train --model cnn``'s network (5 conv-BN-ReLU layers, 393 K parameters), initialised."""
+    from ..serialize import build_model
+    from ..train.build import initialise, model_spec
+    from ..train.config import TrainConfig
+
+    cfg = TrainConfig(model="cnn")
+    model = build_model(model_spec(1, 10, cfg))
+    initialise(model, cfg, np.random.default_rng(0))
+    return model
+
+
+#: The training workloads: (label, the model, its input shape, global batch, timed steps, quick steps).
+MODELS: tuple[tuple[str, Callable[[], Module], tuple[int, ...], int, int, int], ...] = (
+    ("784-50-10 b64", lambda: handprop_mlp((784, 50, 10), seed=0), (784,), 64, 200, 40),
+    ("784-1024-1024-10 b512", lambda: handprop_mlp((784, 1024, 1024, 10), seed=0), (784,), 512, 30, 8),
+    ("cnn b64 (--model cnn)", cnn, (1, 28, 28), 64, 20, 5),
+)
 
 
 @dataclass
@@ -76,11 +94,11 @@ def step_table(comm: Communicator, data: Data, rounds: int, quick: bool) -> list
     """Per model: the time of one training step on the global batch and of its Allreduce calls."""
     stop = StopSignals()  # not installed: a benchmark stops like any program
     jobs = []
-    for label, sizes, batch, steps, quick_steps in MODELS:
+    for label, make, shape, batch, steps, quick_steps in MODELS:
         n = (quick_steps if quick else steps) * batch
-        model = handprop_mlp(sizes, seed=0)
-        loader = ShardedLoader(ArrayDataset(data.x_train[:n], data.y_train[:n]), batch, comm.rank, comm.size,
-                               shuffle=True, rng=0)
+        model = make()
+        x = data.x_train[:n].reshape(n, *shape)
+        loader = ShardedLoader(ArrayDataset(x, data.y_train[:n]), batch, comm.rank, comm.size, shuffle=True, rng=0)
         parallel = DataParallel(comm, stop)
         learn = Learner(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.01), loader, None, [parallel])
         learn.fit(1)  # warm-up: buffers, BLAS pools, MPI connections
