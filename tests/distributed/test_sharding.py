@@ -103,3 +103,21 @@ def test_shard_dataset_gives_every_example_to_one_rank():
     assert np.concatenate([s.y for s in shares]).tolist() == list(range(10))
     assert [len(s) for s in shares] == [3, 3, 4]
     assert len(shard_dataset(x[:1], y[:1], 0, 2)) == 0, "a rank may get nothing to evaluate"
+
+
+def test_an_augmentation_is_drawn_for_the_global_batch_so_every_process_stays_in_step():
+    """``handprop train --augment`` data-parallel: each process's rows are those one process
+    would have augmented, and every generator ends in the same state (the next epoch's order)."""
+    def noise(rng):
+        return lambda xb: xb + rng.standard_normal(xb.shape, dtype=np.float32)
+
+    data = ArrayDataset(np.arange(60, dtype=np.float32).reshape(30, 2), np.arange(30))
+    rng = np.random.default_rng(5)
+    single = [(xb, yb) for _ in range(2) for xb, yb in DataLoader(data, 8, shuffle=True, rng=rng, transform=noise(rng))]
+    rngs = [np.random.default_rng(5) for _ in range(3)]
+    loaders = [ShardedLoader(data, 8, r, 3, shuffle=True, rng=rngs[r], transform=noise(rngs[r])) for r in range(3)]
+    per_rank = [[batch for _ in range(2) for batch in loader] for loader in loaders]
+    assert all(g.bit_generator.state == rng.bit_generator.state for g in rngs)
+    for step, (xb, yb) in enumerate(single):
+        np.testing.assert_array_equal(np.concatenate([per_rank[r][step][0] for r in range(3)]), xb)
+        np.testing.assert_array_equal(np.concatenate([per_rank[r][step][1] for r in range(3)]), yb)

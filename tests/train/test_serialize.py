@@ -129,7 +129,7 @@ def test_checkpoint_history_with_a_non_finite_loss_is_written_as_null(tmp_path):
 
     run = SimpleNamespace(cfg=TrainConfig.create(), out=tmp_path, spec=spec, data=SimpleNamespace(normalize=None),
                           learn=SimpleNamespace(history=[{"epoch": 1, "valid_loss": float("inf")}]),
-                          wall_time=lambda: 1.0, blas_threads=1)
+                          wall_time=lambda: 1.0, blas_threads=1, is_root=True, world_size=1)
     state = {"model": build_model(spec).state_dict(), "opt": {}, "epoch": 1, "train_step": 4}
     Run._save_checkpoint(run, "last.npz", state)
     assert load_arrays(tmp_path / "last.npz")[1]["history"] == [{"epoch": 1, "valid_loss": None}]
