@@ -321,7 +321,7 @@ def _claimed_run_dir(out: Path | None, resume: bool, overwrite: bool, comm: Any)
     from .distributed import raised_everywhere
     from .train.rundir import claim_run_dir
 
-    refused = "refused: "
+    refused = "\0"  # (no path holds a NUL byte)
     if comm is not None and not comm.is_root:
         name = comm.broadcast_text(None)
         if name.startswith(refused):

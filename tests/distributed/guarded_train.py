@@ -7,6 +7,8 @@
   ``rank<r>.exit`` (a rank killed by the launcher writes none).
 - With ``HANDPROP_TEST_STEP_SLEEP`` set, each training batch first sleeps that many seconds (so a
   signal sent after epoch 1 lands before the end; the computation is unchanged).
+- With ``HANDPROP_TEST_NUDGE_STEP`` set, rank 1 nudges one weight after that training step (a
+  divergence the periodic checksum must catch).
 """
 from __future__ import annotations
 
@@ -46,6 +48,15 @@ if __name__ == "__main__":
     if delay:
         one_batch = Learner._one_batch
         Learner._one_batch = lambda learn: (time.sleep(delay), one_batch(learn))[1]
+    nudge = int(os.environ.get("HANDPROP_TEST_NUDGE_STEP", 0))
+    if nudge and rank == 1:
+        step = Learner._one_batch
+
+        def nudged(learn: Learner) -> None:
+            step(learn)
+            if learn.training and learn.train_step == nudge:
+                next(iter(learn.model.parameters())).data.flat[0] += 1e-6
+        Learner._one_batch = nudged
     code = cli.main(["train", *sys.argv[1:]])
     if pid_dir:
         (Path(pid_dir) / f"rank{rank}.exit").write_text(str(code))

@@ -190,6 +190,15 @@ def test_an_error_every_rank_meets_is_one_line_from_rank_0(mpi_mnist, tmp_path, 
     assert done.stderr.count(message) == 1 and "handprop (rank" not in done.stderr, done.stderr
 
 
+def test_weights_that_drift_apart_stop_the_run_with_one_clear_error(mpi_mnist, tmp_path):
+    done = subprocess.run(mpi_mnist.command(2, GUARDED, *FLAGS, "--out", tmp_path / "run"),
+                          env=mpi_mnist.env(HANDPROP_TEST_NUDGE_STEP="3"), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("handprop train: error: after step 100: the weights are no longer identical on every "
+                             "process: rank(s) 1 differ from rank 0 in layers.0.weight") == 1, done.stderr
+    assert "Traceback" not in done.stderr
+
+
 STUCK = """
 import time, numpy as np
 from handprop.distributed import Communicator, abort_on_error

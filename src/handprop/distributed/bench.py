@@ -37,7 +37,7 @@ MESSAGE_BYTES = tuple(4096 * 4**k for k in range(8))
 
 
 def cnn() -> Module:
-    """``handprop train --model cnn``'s network (5 conv-BN-ReLU layers, 393 K parameters), initialised."""
+    """``handprop train --model cnn``'s network (5 conv-BN-ReLU layers, 395 K parameters), initialised."""
     from ..serialize import build_model
     from ..train.build import initialise, model_spec
     from ..train.config import TrainConfig
