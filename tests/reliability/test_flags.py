@@ -53,8 +53,10 @@ FLAG_EFFECTS = {
 
 #: Flags that are not settings, tested where they act: the run directory (tests/test_cli.py,
 #: tests/reliability/test_rundir.py: --out, --overwrite), --resume (tests/train/test_resume.py),
-#: --quiet (tests/test_cli.py), --threads (tests/reliability/test_resume_rules.py).
-NOT_SETTINGS = {"-h", "--help", "--out", "--overwrite", "--resume", "--threads", "--quiet"}
+#: --quiet (tests/test_cli.py), --threads (tests/reliability/test_resume_rules.py),
+#: --[no-]distributed (tests/distributed/: test_environment.py and, under mpirun, test_mpirun.py).
+NOT_SETTINGS = {"-h", "--help", "--out", "--overwrite", "--resume", "--threads", "--quiet", "--distributed",
+                "--no-distributed"}
 
 
 @pytest.fixture
