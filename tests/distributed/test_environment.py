@@ -79,7 +79,7 @@ def _handprop(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
                           env=env)
 
 
-def test_distributed_outside_a_launcher_is_a_one_line_usage_error(tmp_path):
+def test_distributed_outside_a_launcher_is_a_one_line_usage_error(mpi, tmp_path):
     """As PyTorch's init_process_group outside torchrun: no world of one by accident."""
     done = _handprop("train", "--distributed", "--subset", "100", "--out", str(tmp_path / "run"))
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
