@@ -17,8 +17,8 @@ from handprop.bench import workloads as w
 from handprop.bench.agreement import F32_RTOL, F64_RTOL, check_losses, loss_diff
 from handprop.bench.cli import selected
 from handprop.bench.loops import train_handprop, train_torch
-from handprop.bench.models import copy_model, handprop_mlp, torch_mlp
-from handprop.bench.jax_peer import mlp_params
+from handprop.bench.models import copy_model, handprop_mlp, torch_twin
+from handprop.bench.jax_peer import net_params
 from handprop.bench.load import competing_process
 from handprop.bench.report import Row, format_load_table, format_table
 from handprop.bench.worker import Worker
@@ -42,10 +42,11 @@ def test_bench_quick_prints_every_workload_with_a_valid_comparison(torch, capsys
     header = next(line for line in out.splitlines() if line.startswith("workload"))
     assert header.split() == ["workload", "handprop", "pytorch", "ratio", "check"]  # no targets, no JAX here
     rows = _table(out)
-    assert {"1 train", "2 train", "3 train", "3 ...", "4 inference"} <= rows.keys()
-    for key in ("1 train", "2 train", "3 train"):
+    assert {"1 train", "2 train", "3 train", "3 ...", "4 inference", "9 cnn", "10 cnn", "11 conv"} <= rows.keys()
+    for key in ("1 train", "2 train", "3 train", "9 cnn"):
         assert "losses: float64" in rows[key]
-    assert "outputs max rel diff" in rows["4 inference"]
+    assert "outputs max rel diff" in rows["4 inference"] and "outputs max rel diff" in rows["10 cnn"]
+    assert "output, dW, dx: float64" in rows["11 conv"]
     assert "VOID" not in out and "data: random (--synthetic)" in out
 
 
@@ -69,7 +70,7 @@ def test_an_explicit_data_dir_without_mnist_is_an_error(tmp_path, capsys):
 
 
 def test_selected_keeps_the_order_given_and_the_default():
-    assert selected(None) == ["train64", "train512", "compute", "infer"]
+    assert selected(None) == ["train64", "train512", "compute", "infer", "cnn64", "cnninfer", "conv"]
     assert selected(" infer, train64") == ["infer", "train64"]
     assert selected(None, ("a", "b", "c"), ("b",)) == ["b"]
 
@@ -128,7 +129,7 @@ def test_float64_runs_agree_to_rounding_and_a_real_difference_shows(torch):
     assert loss_diff(hp32[:10], hp[:10]) <= F32_RTOL  # the float64 run is the float32 run
     # the PyTorch side's samples out of order by one: not rounding
     shifted = np.roll(np.arange(len(y)), 1)
-    _, moved = train_torch(torch_mlp(init).double(), x[shifted].astype(np.float64), y[shifted], bs, steps, 0.2)
+    _, moved = train_torch(torch_twin(init).double(), x[shifted].astype(np.float64), y[shifted], bs, steps, 0.2)
     assert loss_diff(hp, moved) > 1e3 * F64_RTOL
 
 
@@ -139,14 +140,14 @@ def test_jax_trains_the_same_network_on_the_same_batches_and_a_difference_shows(
     x = rng.standard_normal((bs * steps, 20), dtype=np.float32)
     y = rng.integers(0, 3, bs * steps)
     init = handprop_mlp((20, 16, 3), seed=3)
-    params = mlp_params(init)
+    net = net_params(init)
     hp64, _ = w.float64_losses(init, x, y, bs, steps, 0.2, use_torch=False)
     _, hp32 = train_handprop(copy_model(init), x, y, bs, steps, 0.2)
     with Worker(w.JAX_MODULE, 1) as worker:
         xr, yr = worker.put("x", x), worker.put("y", y)
-        _, jax64 = worker.call("train_float64", params, xr, yr, bs, steps, 0.2)
-        runs32 = [worker.call(kind, params, xr, yr, bs, steps, 0.2)[1] for kind in ("train_step", "train_scan")]
-        _, other_lr = worker.call("train_float64", params, xr, yr, bs, steps, 0.25)
+        _, jax64 = worker.call("train_float64", net, xr, yr, bs, steps, 0.2)
+        runs32 = [worker.call(kind, net, xr, yr, bs, steps, 0.2)[1] for kind in ("train_step", "train_scan")]
+        _, other_lr = worker.call("train_float64", net, xr, yr, bs, steps, 0.25)
     assert loss_diff(jax64, hp64) <= F64_RTOL
     for jax32 in runs32:
         assert jax32.dtype == np.float64 and len(jax32) == steps
@@ -158,7 +159,8 @@ def test_a_worker_reports_a_failed_call_keeps_serving_and_reports_a_failed_start
     with Worker(w.JAX_MODULE, 1) as worker:
         with pytest.raises(RuntimeError, match="no attribute 'nope'"):
             worker.call("nope")
-        assert [p[0].shape for p in worker.call("mlp_params", handprop_mlp((3, 2)))] == [(3, 2)]
+        spec, params = worker.call("net_params", handprop_mlp((3, 2)))
+        assert spec == (("linear",),) and [p[0].shape for p in params] == [(3, 2)]
     if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) > 1:
         with Worker("os", 1) as worker:  # the worker is as many CPUs as the others get threads
             assert len(worker.call("sched_getaffinity", 0)) == 1
