@@ -27,7 +27,7 @@ import numpy as np
 
 from .blas import matmul_add
 from .functional import sum_rows
-from .window import Pair, add_windows, windows
+from .window import Pair, add_patches, windows
 
 #: Shifted GEMMs need this many input channels (a GEMM with K = C_in thinner than this wastes
 #: more on the kh*kw passes over the output than the patch copy costs) ...
@@ -164,5 +164,5 @@ def im2col_backward(saved: tuple[np.ndarray, np.ndarray], g: np.ndarray, weight:
     grad_patches = grad_patches.reshape(n, oh, ow, kh, kw, c_in)
     ph, pw = padding
     grad_x = np.zeros((n, in_size[0] + 2 * ph, in_size[1] + 2 * pw, c_in), dtype=g.dtype)
-    add_windows(grad_x, lambda i, j: grad_patches[:, :, :, i, j], (kh, kw), stride)
+    add_patches(grad_x, grad_patches, stride)
     return grad_w, grad_b, grad_x[:, ph:ph + in_size[0], pw:pw + in_size[1]]
