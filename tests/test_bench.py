@@ -332,3 +332,105 @@ def test_help_loads_no_workload_module_and_no_optional_library():
              "('torch', 'threadpoolctl', 'tqdm', 'matplotlib')))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "['handprop.bench', 'handprop.bench.cli']"
+
+
+# ---------------------------------------------------------------------------------------------
+# the CNN rows
+def _cnn_session(**kw):
+    from handprop.bench.cli import Session
+    return Session(quick=True, repeats=1, use_torch=True, data_dir=None, synthetic=True, threads=1, **kw)
+
+
+def test_the_cnn_is_the_one_handprop_train_builds_and_its_twin_computes_the_same(torch):
+    from handprop.bench.models import handprop_cnn
+    from handprop.nn import registry
+    from handprop.serialize import build_model
+    from handprop.train import build
+    from handprop.train.config import TrainConfig
+    model = handprop_cnn()
+    spec = build.model_spec(1, 10, TrainConfig.create(model="cnn"))
+    assert registry.layer_config(model) == registry.layer_config(build_model(spec))
+    x = np.random.default_rng(0).standard_normal((8, 1, 28, 28), dtype=np.float32)
+    for mode in ("train", "eval"):
+        getattr(model, mode)()
+        twin = torch_twin(model)
+        assert twin.training == model.training
+        with torch.no_grad():
+            np.testing.assert_allclose(twin(torch.from_numpy(x)).numpy(), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_float64_cnn_losses_agree_with_pytorch_and_a_wrong_twin_shows(torch, monkeypatch):
+    from handprop.bench.models import handprop_cnn
+    rng = np.random.default_rng(2)
+    bs, steps = 8, 5
+    x = rng.standard_normal((bs * steps, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, bs * steps)
+    init = handprop_cnn()
+    hp, peers = w.float64_losses(init, x, y, bs, steps, 0.05, use_torch=True)
+    assert loss_diff(hp, peers["pytorch"]) <= F64_RTOL
+
+    def mirrored(model):  # every 3x3 kernel transposed: the kind of slip a hand-made twin has
+        twin = torch_twin(model)
+        with torch.no_grad():
+            for m in twin.modules():
+                if isinstance(m, torch.nn.Conv2d):
+                    m.weight.copy_(m.weight.transpose(2, 3).clone())
+        return twin
+    monkeypatch.setattr(w, "torch_twin", mirrored)
+    _, wrong = w.float64_losses(init, x, y, bs, steps, 0.05, use_torch=True)
+    assert loss_diff(hp, wrong["pytorch"]) > 1e3 * F64_RTOL
+
+
+def test_the_cnn_rows_run_quick_and_a_wrong_twin_voids_them(torch, monkeypatch):
+    from handprop.bench.dataset import load_data
+    data = load_data(synthetic=True)
+    s = _cnn_session()
+    train, infer, conv = w.bench_cnn(s, data), w.bench_cnn_infer(s, data), w.bench_conv(s)
+    assert (train.workload, infer.workload, conv.workload) == ("cnn64", "cnninfer", "conv")
+    assert train.agree is infer.agree is conv.agree is True
+    assert train.handprop > 0 and train.torch > 0 and infer.extra["batch"] == w.CNN_INFER_BATCH
+    assert "output, dW, dx: float64" in conv.check and "losses: float64" in train.check
+
+    def shifted(model):  # the twin's first weight nudged: outputs and gradients must disagree
+        twin = torch_twin(model)
+        with torch.no_grad():
+            next(twin.parameters()).mul_(1.01)
+        return twin
+    monkeypatch.setattr(w, "torch_twin", shifted)
+    for row in (w.bench_cnn(s, data), w.bench_cnn_infer(s, data), w.bench_conv(s)):
+        assert row.agree is False and "VOID" in row.check, row.name
+
+
+def test_the_jax_description_refuses_a_layer_it_has_no_twin_for():
+    from handprop import nn
+    from handprop.bench.jax_peer import net_params
+    with pytest.raises(ValueError, match=r"no twin for MaxPool2d"):
+        net_params(nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2)))
+
+
+@needs_jax
+def test_jax_trains_and_infers_the_cnn_as_handprop_does():
+    from handprop.bench.jax_peer import net_params
+    from handprop.bench.models import handprop_cnn
+    rng = np.random.default_rng(3)
+    bs, steps = 8, 4
+    x = rng.standard_normal((bs * steps, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, bs * steps)
+    init = handprop_cnn()
+    hp64, _ = w.float64_losses(init, x, y, bs, steps, 0.05, use_torch=False)
+    model = copy_model(init)
+    model(x)  # running statistics off 0 and 1
+    model.eval()
+    with Worker(w.JAX_MODULE, 1) as worker:
+        xr, yr = worker.put("x", x), worker.put("y", y)
+        _, jax64 = worker.call("train_float64", net_params(init), xr, yr, bs, steps, 0.05)
+        _, logits = worker.call("infer", net_params(model), xr, 16)
+        conv = copy_model(init)[0].to(np.float64)
+        g = rng.standard_normal((bs, 16, 28, 28))
+        _, (out, dw, _) = worker.call("conv_grads", conv.weight.data, x[:bs].astype(np.float64), g, conv.stride,
+                                      conv.padding)
+    assert loss_diff(jax64, hp64) <= F64_RTOL
+    np.testing.assert_allclose(logits, model(x), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out, conv(x[:bs].astype(np.float64)), rtol=1e-10, atol=1e-10)
+    conv.backward(g, input_grad=False)
+    np.testing.assert_allclose(dw, conv.weight.grad, rtol=1e-10, atol=1e-9)
