@@ -62,13 +62,15 @@ def from_channel_rows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.moveaxis(rows.reshape(n, *rest, c), -1, 1)
 
 
-def normalize_rows(rows: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def normalize_rows(rows: np.ndarray, eps: float, work: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(xhat, inv_std, mean, var)``: each column of ``rows`` (M, C) normalised, and its
-    statistics (C,); the variance is the biased one, from the centred values (no cancellation)."""
+    statistics (C,); the variance is the biased one, from the centred values (no cancellation).
+    ``work``, an array of rows' shape, holds the squares (else a temporary does)."""
     m = len(rows)
     mean = sum_rows(rows) / m
     xhat = rows - mean
-    var = sum_rows(np.square(xhat)) / m
+    var = sum_rows(np.square(xhat, out=work)) / m
     inv_std = 1.0 / np.sqrt(var + eps)
     xhat *= inv_std
     return xhat, inv_std, mean, var
@@ -133,12 +135,13 @@ class _BatchNorm(Module):
         if count <= 1:
             raise ValueError(f"{self!r} expected more than 1 value per channel when training, got input "
                              f"of shape {x.shape} (use a larger batch, or eval() for inference)")
-        xhat, inv_std, mean, var = normalize_rows(rows, self.eps)
+        out = np.empty_like(rows)  # the squares first, then the output: one array fewer
+        xhat, inv_std, mean, var = normalize_rows(rows, self.eps, out)
         self._track(mean, var * (count / (count - 1)))
         self._save(xhat, inv_std, x.shape)
         if not self.affine:
             return from_channel_rows(xhat, x.shape)
-        out = xhat * self.weight.data
+        np.multiply(xhat, self.weight.data, out=out)
         out += self.bias.data
         return from_channel_rows(out, x.shape)
 
@@ -158,7 +161,8 @@ class _BatchNorm(Module):
         g = channel_rows(grad_output)
         # dL/dbias and dL/dweight are also what the input gradient needs: the sums of g and g*xhat
         grad_sum = sum_rows(g)
-        grad_xhat_sum = sum_rows(g * xhat)
+        work = g * xhat  # then the input gradient
+        grad_xhat_sum = sum_rows(work)
         if self.affine:
             self.bias.grad += grad_sum
             self.weight.grad += grad_xhat_sum
@@ -166,7 +170,8 @@ class _BatchNorm(Module):
             return None
         count = len(xhat)
         scale = inv_std * self.weight.data if self.affine else inv_std
-        return from_channel_rows(normalize_backward(g, xhat, scale, grad_sum / count, grad_xhat_sum / count), shape)
+        grad = normalize_backward(g, xhat, scale, grad_sum / count, grad_xhat_sum / count, out=work)
+        return from_channel_rows(grad, shape)
 
     def extra_repr(self) -> str:
         options = [("eps", self.eps, 1e-5), ("momentum", self.momentum, 0.1), ("affine", self.affine, True)]
