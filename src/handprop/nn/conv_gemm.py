@@ -133,8 +133,10 @@ def shifted_backward(grid: np.ndarray, g: np.ndarray, weight: np.ndarray, paddin
 # -- im2col (any stride) ---------------------------------------------------------------------------
 
 def im2col_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair, padding: Pair,
-                   out_size: Pair, scratch: Scratch) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """(output (N, OH, OW, C_out), saved) for x (N, H, W, C_in) and weight (C_out, C_in, kh, kw)."""
+                   out_size: Pair, scratch: Scratch, out: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """(output (N, OH, OW, C_out), saved) for x (N, H, W, C_in) and weight (C_out, C_in, kh, kw);
+    the output written into ``out`` (C-contiguous, of that shape) when given."""
     c_out, c_in, kh, kw = weight.shape
     n = x.shape[0]
     patches = scratch.get("patches", (n, *out_size, kh, kw, c_in), x.dtype)
@@ -142,7 +144,7 @@ def im2col_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     np.copyto(patches, windows(padded, (kh, kw), stride))
     patches = patches.reshape(n * out_size[0] * out_size[1], -1)
     kernel = weight.transpose(2, 3, 1, 0).reshape(-1, c_out)  # rows in the patches' (kh, kw, C_in) order
-    out = patches @ kernel
+    out = np.matmul(patches, kernel, out=None if out is None else out.reshape(len(patches), c_out))
     if bias is not None:
         out += bias
     return out.reshape(n, *out_size, c_out), (patches, kernel)
