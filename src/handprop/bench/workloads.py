@@ -176,12 +176,14 @@ def bench_compute(s: Session, data: Data, check: bool = True) -> list[Row]:
 def bench_infer(s: Session, data: Data) -> Row:
     """Forward pass of workload 1's model over the 10,000 test images, in eval / no_grad mode."""
     return infer_row(s, "infer", "4 inference 784-50-10, 10k images", handprop_mlp((784, 50, 10)).eval(),
-                     data.x_test)
+                     data.x_test, fast=True)
 
 
-def infer_row(s: Session, workload: str, name: str, model, x: Any, bs: int | None = None) -> Row:
+def infer_row(s: Session, workload: str, name: str, model, x: Any, bs: int | None = None, fast: bool = False) -> Row:
     """Each library's eval-mode forward of ``model`` over ``x`` in batches of ``bs`` (default: one
-    batch), timed; the outputs must agree to :data:`.agreement.F32_RTOL` with the same argmax."""
+    batch), timed (``fast``: a pass of milliseconds, run 3 times a turn and 2-4x as many turns;
+    see :func:`.timing.alternate_fast`); the outputs must agree to :data:`.agreement.F32_RTOL`
+    with the same argmax."""
     import numpy as np
     parts = [x[i:i + (bs or len(x))] for i in range(0, len(x), bs or len(x))]
     out: dict[str, Any] = {}
@@ -200,8 +202,8 @@ def infer_row(s: Session, workload: str, name: str, model, x: Any, bs: int | Non
             from .jax_peer import net_params
             net = net_params(model)
             runs["jax"] = lambda: worker.call("infer", net, ref["x_test"], bs)
-        row = _row(workload, name, timed(runs, out, s.repeats * (2 if s.quick else 4), fast=True), 1, threads,
-                   batch=len(parts[0]))
+        turns = s.repeats * (2 if s.quick else 4) if fast else s.repeats
+        row = _row(workload, name, timed(runs, out, turns, fast), 1, threads, batch=len(parts[0]))
     hp = out.pop("handprop")
     checks = []
     for label, ref_out in out.items():
