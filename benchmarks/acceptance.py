@@ -7,7 +7,8 @@ Each row is judged against its target (:mod:`targets`):
     (the same code as ``handprop bench``), here with their targets
 5 ``data``     loading + normalising MNIST (``bench_data.py`` in a child process)
 6 ``startup``  ``import handprop`` and ``handprop --help``, each in fresh interpreters
-7 ``memory``   peak RSS of ``handprop train`` (defaults) vs the equivalent PyTorch script
+7 ``memory``   peak RSS of ``handprop train`` (defaults, and ``--model cnn --epochs 1``) vs the
+               equivalent PyTorch script
                (minutes: not in the default set)
 8 ``train_load`` ``handprop train --epochs 1`` quiet and under a competing busy process, with the
                thread policy and with the BLAS default, vs PyTorch (minutes: not in the default set)
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace, default: tuple[str, ...] = DEFAULT_WORKLOADS) 
     if "startup" in names:
         rows.extend(bench_startup(3 if session.quick else 7, session.use_torch))
     if "memory" in names:
-        rows.append(bench_memory(session.data_dir, session.use_torch))
+        rows.extend(bench_memory(session.data_dir, session.use_torch))
     if "train_load" in names:
         rows.extend(bench_train_load(session.data_dir, session.repeats))
     judge(rows)

@@ -1,27 +1,30 @@
-"""Conv2d speed against PyTorch: one layer's forward+backward, and a small CNN's training step.
+"""Conv2d speed against PyTorch: one layer's forward+backward, and the cnn's training step, each
+library (and optionally an older handprop) in its own fresh process per run.
 
-* ``conv``: Conv2d(32 -> 64, 3x3, padding 1) on (64, 32, 28, 28) float32: forward, then
+* ``conv``: Conv2d(32 -> 64, 3x3, padding 1, no bias) on (64, 32, 28, 28) float32: forward, then
   backward with dL/dx (what a conv inside a network does);
-* ``cnn``: one SGD step (forward, cross-entropy, backward, update) of
-  Conv2d(1 -> 32, 3, s2, p1) - ReLU - Conv2d(32 -> 64, 3, s2, p1) - ReLU - MaxPool2d(2)
-  - Flatten - Linear(576 -> 10) at batch 64 on MNIST-shaped random images.
+* ``cnn``: one SGD step (forward, cross-entropy, backward, update) of the ``handprop train --model
+  cnn`` network (:func:`handprop.bench.models.handprop_cnn`) at batch 64 on MNIST-shaped random images.
 
-Both libraries start from the same weights (PyTorch's copy of handprop's, no permutation)
-and the same batches, use the same number of threads (NumPy's BLAS via threadpoolctl,
-``torch.set_num_threads``), and each runs in its own fresh process, alternating
-handprop, PyTorch, handprop, ... for ``--rounds`` rounds, so a busy machine slows both alike.
-A child times ``--steps`` steps after a warm-up and reports the median step; the parent
-prints per-library medians and ranges over the rounds, and the ratio handprop / PyTorch per
-round (median and range), by wall clock and by CPU time (all threads; on a shared machine
-the single-thread CPU time is the steadier figure). The first step's loss (cnn) or output
-sum (conv) must agree between the libraries (else the row is marked VOID).
+PyTorch's network is handprop's exported twin (:func:`handprop.bench.models.torch_twin`: same
+weights), both see the same batches and the same number of threads (NumPy's BLAS via
+threadpoolctl, ``torch.set_num_threads``), and each runs in its own fresh process, alternating
+handprop, [handprop --before], PyTorch, handprop, ... for ``--rounds`` rounds, so a busy machine
+slows all alike. A child times ``--steps`` steps after a warm-up and reports the median step; the
+parent prints per-library medians and ranges over the rounds, and the ratio handprop / PyTorch per
+round (median and range), by wall clock and by CPU time (all threads; on a shared machine the
+single-thread CPU time is the steadier figure). The first step's loss (cnn) or output sum (conv)
+must agree between the libraries (else the row is marked VOID). ``--before DIR`` adds a column
+for the handprop importable from DIR (e.g. ``git archive <commit> src | tar -x -C DIR``, then
+``DIR/src``): a before/after table from one alternating run.
 
-    python benchmarks/bench_conv.py [--rounds 7] [--steps 20] [--threads 1 2] [--only conv cnn]
+    python benchmarks/bench_conv.py [--rounds 7] [--steps 20] [--threads 1 2] [--only conv cnn] [--before DIR]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -37,37 +40,11 @@ WORKLOADS = ("conv", "cnn")
 def handprop_model(workload: str):
     """The handprop network of ``workload``, seeded."""
     from handprop import nn
+    from handprop.bench.models import handprop_cnn
 
     if workload == "conv":
-        return nn.Sequential(nn.Conv2d(32, 64, 3, padding=1, rng=SEED))
-    return nn.Sequential(nn.Conv2d(1, 32, 3, stride=2, padding=1, rng=SEED), nn.ReLU(),
-                         nn.Conv2d(32, 64, 3, stride=2, padding=1, rng=SEED + 1), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 3 * 3, 10, rng=SEED + 2))
-
-
-def torch_model(model):
-    """The same network in PyTorch with a copy of handprop's weights (Linear's is transposed)."""
-    import torch
-
-    from handprop import nn
-    layers = []
-    for layer in model:
-        if isinstance(layer, nn.Conv2d):
-            t = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding)
-            t.weight.data.copy_(torch.from_numpy(layer.weight.data))
-            t.bias.data.copy_(torch.from_numpy(layer.bias.data))
-        elif isinstance(layer, nn.Linear):
-            t = torch.nn.Linear(layer.in_features, layer.out_features)
-            t.weight.data.copy_(torch.from_numpy(layer.weight.data.T.copy()))
-            t.bias.data.copy_(torch.from_numpy(layer.bias.data))
-        elif isinstance(layer, nn.MaxPool2d):
-            t = torch.nn.MaxPool2d(layer.kernel_size, layer.stride)
-        elif isinstance(layer, nn.ReLU):
-            t = torch.nn.ReLU()
-        else:
-            t = torch.nn.Flatten()
-        layers.append(t)
-    return torch.nn.Sequential(*layers)
+        return nn.Sequential(nn.Conv2d(32, 64, 3, padding=1, bias=False, rng=SEED))
+    return handprop_cnn(SEED)
 
 
 def batches(workload: str, count: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -110,7 +87,8 @@ def handprop_step(workload: str):
 def torch_step(workload: str):
     import torch
 
-    model = torch_model(handprop_model(workload))
+    from handprop.bench.models import torch_twin
+    model = torch_twin(handprop_model(workload))  # handprop's exporter: the same weights
     data = [tuple(torch.from_numpy(a) for a in pair) for pair in batches(workload)]
     if workload == "conv":
         conv = model[0]
@@ -160,10 +138,14 @@ def child(library: str, workload: str, threads: int, steps: int) -> None:
     print(json.dumps({"loss": first, "seconds": statistics.median(times), "cpu": statistics.median(cpu)}))
 
 
-def run_child(library: str, workload: str, threads: int, steps: int) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", library, "--only", workload,
-           "--threads", str(threads), "--steps", str(steps)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+def run_child(library: str, workload: str, threads: int, steps: int, before: str | None = None) -> dict:
+    """One timed child; ``before``: the ``handprop`` column run with DIR first on its import path."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "torch" if library == "torch" else "handprop",
+           "--only", workload, "--threads", str(threads), "--steps", str(steps)]
+    env = dict(os.environ)
+    if library == "before":
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [before, env.get("PYTHONPATH")]))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -173,21 +155,24 @@ def spread(values: list[float], scale: float = 1.0, fmt: str = ".1f") -> str:
             f"{max(values) * scale:{fmt}}]")
 
 
-def compare(workload: str, threads: int, rounds: int, steps: int) -> None:
-    results: dict[str, list[dict]] = {"handprop": [], "torch": []}
+def compare(workload: str, threads: int, rounds: int, steps: int, before: str | None = None) -> None:
+    results: dict[str, list[dict]] = {"handprop": [], **({"before": []} if before else {}), "torch": []}
     for _ in range(rounds):
         for library in results:  # A B A B ...: each round one fresh process per library
-            results[library].append(run_child(library, workload, threads, steps))
+            results[library].append(run_child(library, workload, threads, steps, before))
             time.sleep(0.2)
-    loss_hp, loss_pt = results["handprop"][0]["loss"], results["torch"][0]["loss"]
-    agree = abs(loss_hp - loss_pt) <= 1e-3 * max(1.0, abs(loss_pt))
+    loss_pt = results["torch"][0]["loss"]
+    void = [f"{lib} {r[0]['loss']} vs {loss_pt}" for lib, r in results.items()
+            if abs(r[0]["loss"] - loss_pt) > 1e-3 * max(1.0, abs(loss_pt))]
     for clock in ("seconds", "cpu"):
-        hp = [r[clock] for r in results["handprop"]]
         pt = [r[clock] for r in results["torch"]]
-        ratios = [a / b for a, b in zip(hp, pt)]
-        print(f"{workload:<5}{threads:>3} thr {'wall' if clock == 'seconds' else 'CPU':>4}  handprop {spread(hp, 1e3)} ms"
-              f"   PyTorch {spread(pt, 1e3)} ms   ratio {spread(ratios, fmt='.2f')}x"
-              + ("" if agree else f"   VOID: losses {loss_hp} vs {loss_pt}"))
+        cells = []
+        for library in [lib for lib in results if lib != "torch"]:
+            hp = [r[clock] for r in results[library]]
+            ratios = [a / b for a, b in zip(hp, pt)]
+            cells.append(f"{library} {spread(hp, 1e3)} ms ratio {spread(ratios, fmt='.2f')}x")
+        print(f"{workload:<5}{threads:>3} thr {'wall' if clock == 'seconds' else 'CPU':>4}  PyTorch {spread(pt, 1e3)} ms"
+              f"   {'   '.join(cells)}" + (f"   VOID: losses {'; '.join(void)}" if void else ""))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -196,16 +181,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per process (median taken)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--only", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
+    parser.add_argument("--before", metavar="DIR", help="also time the handprop importable from DIR")
     parser.add_argument("--child", choices=("handprop", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child, args.only[0], args.threads[0], args.steps)
         return
     print(f"batch {BATCH}, float32; per step: median [min - max] over {args.rounds} alternating rounds "
-          f"(each the median of {args.steps} steps in a fresh process); ratio = handprop / PyTorch per round")
+          f"(each the median of {args.steps} steps in a fresh process); ratio = handprop / PyTorch per round; "
+          f"load average {os.getloadavg()[0]:.2f}")
     for workload in args.only:
         for threads in args.threads:
-            compare(workload, threads, args.rounds, args.steps)
+            compare(workload, threads, args.rounds, args.steps, args.before)
 
 
 if __name__ == "__main__":

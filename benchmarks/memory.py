@@ -1,5 +1,5 @@
-"""Workload 7, memory: peak RSS of ``handprop train`` (defaults) and of the equivalent PyTorch
-script, each in a child process that reports its own VmHWM."""
+"""Workload 7, memory: peak RSS of ``handprop train`` (defaults, and ``--model cnn --epochs 1``) and
+of the equivalent PyTorch script, each in a child process that reports its own VmHWM."""
 from __future__ import annotations
 
 import os
@@ -26,17 +26,24 @@ mean, std = float(x[:n_train].mean(dtype=np.float64)), float(x[:n_train].std(dty
 for a in (x, xt):
     a -= np.float32(mean); a /= np.float32(std)
 X, Y = torch.from_numpy(x), torch.from_numpy(ytr.astype(np.int64))
-Xtr, Ytr, Xva, Yva = X[:n_train], Y[:n_train], X[n_train:], Y[n_train:]
 Xte, Yte = torch.from_numpy(xt), torch.from_numpy(yte.astype(np.int64))
-sizes = [x.shape[1], *cfg["hidden"], 10]
-layers = []
-for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-    lin = torch.nn.Linear(a, b)
-    torch.nn.init.kaiming_normal_(lin.weight, nonlinearity="relu"); torch.nn.init.zeros_(lin.bias)
-    layers.append(lin)
-    if i < len(sizes) - 2:
-        layers.append(torch.nn.ReLU())
-model = torch.nn.Sequential(*layers)
+if cfg["model"] == "mlp":
+    sizes = [x.shape[1], *cfg["hidden"], 10]
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        lin = torch.nn.Linear(a, b)
+        torch.nn.init.kaiming_normal_(lin.weight, nonlinearity="relu"); torch.nn.init.zeros_(lin.bias)
+        layers.append(lin)
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+else:  # handprop's network and initial weights, through its exporter
+    from handprop.bench.models import handprop_cnn, torch_twin
+    model = torch_twin(handprop_cnn(cfg["seed"]))
+    X, Xte = X.reshape(-1, 1, 28, 28), Xte.reshape(-1, 1, 28, 28)
+Xtr, Ytr, Xva, Yva = X[:n_train], Y[:n_train], X[n_train:], Y[n_train:]
+def outputs(X, bs):  # eval in chunks as handprop does: validation batches of 1000, test chunks of 10,000
+    return torch.cat([model(X[i:i + bs]) for i in range(0, len(X), bs)])
 assert cfg["optimizer"] == "adamw" and cfg["schedule"] == "onecycle", "mirror handprop's defaults"
 opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
 bs, epochs = cfg["batch_size"], cfg["epochs"]
@@ -53,10 +60,10 @@ for epoch in range(epochs):
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
     model.eval()
     with torch.no_grad():
-        va = (model(Xva).argmax(1) == Yva).float().mean().item() if len(Xva) else float("nan")
+        va = (outputs(Xva, 1000).argmax(1) == Yva).float().mean().item() if len(Xva) else float("nan")
     print(f"epoch {{epoch + 1}} loss {{loss.item():.4f}} valid acc {{va:.4f}}", flush=True)
 with torch.no_grad():
-    print("test acc", (model(Xte).argmax(1) == Yte).float().mean().item())
+    print("test acc", (outputs(Xte, 10000).argmax(1) == Yte).float().mean().item())
 torch.save(model.state_dict(), sys.argv[1])
 '''
 
@@ -114,25 +121,36 @@ def write_torch_train(path: str, cfg: dict, folder) -> None:
     """The PyTorch equivalent of ``handprop train`` with the config ``cfg``, as a script at ``path``."""
     with open(path, "w") as f:
         f.write(TORCH_TRAIN.format(cfg={k: cfg[k] for k in (
-            "dataset", "seed", "valid", "hidden", "optimizer", "schedule", "lr", "weight_decay",
+            "dataset", "seed", "valid", "model", "hidden", "optimizer", "schedule", "lr", "weight_decay",
             "batch_size", "epochs")}, data_dir=str(folder)))
 
 
-def bench_memory(data_dir: str | None, use_torch: bool) -> Row:
-    """Peak RSS of ``handprop train`` (defaults) and of the equivalent PyTorch script."""
+#: (workload, ``handprop train`` settings other than the defaults): the MLP, and one epoch of the CNN
+#: (its evaluation of the 10,000 test images in one chunk is what peaks, in both scripts).
+RUNS: tuple[tuple[str, dict], ...] = (("memory", {}), ("memory_cnn", {"model": "cnn", "epochs": 1}))
+
+
+def bench_memory(data_dir: str | None, use_torch: bool) -> list[Row]:
+    """Peak RSS of each run of :data:`RUNS` and of the equivalent PyTorch script."""
+    return [_memory_row(workload, settings, data_dir, use_torch) for workload, settings in RUNS]
+
+
+def _memory_row(workload: str, settings: dict, data_dir: str | None, use_torch: bool) -> Row:
     import tempfile
 
     from handprop.train.config import TrainConfig
-    cfg = TrainConfig.create().to_dict()
+    cfg = TrainConfig.create(**settings).to_dict()
+    flags = [a for k, v in settings.items() for a in (f"--{k}", str(v))]
+    name = " ".join(["7 peak RSS, handprop train", *flags])
     folder = mnist_folder(data_dir)
     if folder is None:
-        return Row("memory", "7 peak RSS, handprop train", "MB", None, check="skipped: MNIST not found")
+        return Row(workload, name, "MB", None, check="skipped: MNIST not found")
     with tempfile.TemporaryDirectory() as tmp:
         # The data are found through $HANDPROP_DATA (<dir>/mnist), as a user would set it.
         env = {**os.environ, "HANDPROP_DATA": str(folder.parent) if folder.name == "mnist" else str(folder)}
-        cmd = ["-m", "handprop", "train", "--quiet", "--offline", "--out", os.path.join(tmp, "run")]
+        cmd = ["-m", "handprop", "train", "--quiet", "--offline", *flags, "--out", os.path.join(tmp, "run")]
         hp_rss, hp_wall, code, tail = _peak_rss_mb(cmd, tmp, env)
-        row = Row("memory", "7 peak RSS, handprop train", "MB", hp_rss if code == 0 else None,
+        row = Row(workload, name, "MB", hp_rss if code == 0 else None,
                   extra={"handprop_wall_s": hp_wall, "handprop_tail": tail})
         if code != 0:
             row.check = f"handprop train failed ({code}): {tail}"

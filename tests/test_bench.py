@@ -17,8 +17,8 @@ from handprop.bench import workloads as w
 from handprop.bench.agreement import F32_RTOL, F64_RTOL, check_losses, loss_diff
 from handprop.bench.cli import selected
 from handprop.bench.loops import train_handprop, train_torch
-from handprop.bench.models import copy_model, handprop_mlp, torch_mlp
-from handprop.bench.jax_peer import mlp_params
+from handprop.bench.models import copy_model, handprop_mlp, torch_twin
+from handprop.bench.jax_peer import net_params
 from handprop.bench.load import competing_process
 from handprop.bench.report import Row, format_load_table, format_table
 from handprop.bench.worker import Worker
@@ -42,10 +42,11 @@ def test_bench_quick_prints_every_workload_with_a_valid_comparison(torch, capsys
     header = next(line for line in out.splitlines() if line.startswith("workload"))
     assert header.split() == ["workload", "handprop", "pytorch", "ratio", "check"]  # no targets, no JAX here
     rows = _table(out)
-    assert {"1 train", "2 train", "3 train", "3 ...", "4 inference"} <= rows.keys()
-    for key in ("1 train", "2 train", "3 train"):
+    assert {"1 train", "2 train", "3 train", "3 ...", "4 inference", "9 cnn", "10 cnn", "11 conv"} <= rows.keys()
+    for key in ("1 train", "2 train", "3 train", "9 cnn"):
         assert "losses: float64" in rows[key]
-    assert "outputs max rel diff" in rows["4 inference"]
+    assert "outputs max rel diff" in rows["4 inference"] and "outputs max rel diff" in rows["10 cnn"]
+    assert "output, dW, dx: float64" in rows["11 conv"]
     assert "VOID" not in out and "data: random (--synthetic)" in out
 
 
@@ -69,7 +70,7 @@ def test_an_explicit_data_dir_without_mnist_is_an_error(tmp_path, capsys):
 
 
 def test_selected_keeps_the_order_given_and_the_default():
-    assert selected(None) == ["train64", "train512", "compute", "infer"]
+    assert selected(None) == ["train64", "train512", "compute", "infer", "cnn64", "cnninfer", "conv"]
     assert selected(" infer, train64") == ["infer", "train64"]
     assert selected(None, ("a", "b", "c"), ("b",)) == ["b"]
 
@@ -128,7 +129,7 @@ def test_float64_runs_agree_to_rounding_and_a_real_difference_shows(torch):
     assert loss_diff(hp32[:10], hp[:10]) <= F32_RTOL  # the float64 run is the float32 run
     # the PyTorch side's samples out of order by one: not rounding
     shifted = np.roll(np.arange(len(y)), 1)
-    _, moved = train_torch(torch_mlp(init).double(), x[shifted].astype(np.float64), y[shifted], bs, steps, 0.2)
+    _, moved = train_torch(torch_twin(init).double(), x[shifted].astype(np.float64), y[shifted], bs, steps, 0.2)
     assert loss_diff(hp, moved) > 1e3 * F64_RTOL
 
 
@@ -139,14 +140,14 @@ def test_jax_trains_the_same_network_on_the_same_batches_and_a_difference_shows(
     x = rng.standard_normal((bs * steps, 20), dtype=np.float32)
     y = rng.integers(0, 3, bs * steps)
     init = handprop_mlp((20, 16, 3), seed=3)
-    params = mlp_params(init)
+    net = net_params(init)
     hp64, _ = w.float64_losses(init, x, y, bs, steps, 0.2, use_torch=False)
     _, hp32 = train_handprop(copy_model(init), x, y, bs, steps, 0.2)
     with Worker(w.JAX_MODULE, 1) as worker:
         xr, yr = worker.put("x", x), worker.put("y", y)
-        _, jax64 = worker.call("train_float64", params, xr, yr, bs, steps, 0.2)
-        runs32 = [worker.call(kind, params, xr, yr, bs, steps, 0.2)[1] for kind in ("train_step", "train_scan")]
-        _, other_lr = worker.call("train_float64", params, xr, yr, bs, steps, 0.25)
+        _, jax64 = worker.call("train_float64", net, xr, yr, bs, steps, 0.2)
+        runs32 = [worker.call(kind, net, xr, yr, bs, steps, 0.2)[1] for kind in ("train_step", "train_scan")]
+        _, other_lr = worker.call("train_float64", net, xr, yr, bs, steps, 0.25)
     assert loss_diff(jax64, hp64) <= F64_RTOL
     for jax32 in runs32:
         assert jax32.dtype == np.float64 and len(jax32) == steps
@@ -158,7 +159,8 @@ def test_a_worker_reports_a_failed_call_keeps_serving_and_reports_a_failed_start
     with Worker(w.JAX_MODULE, 1) as worker:
         with pytest.raises(RuntimeError, match="no attribute 'nope'"):
             worker.call("nope")
-        assert [p[0].shape for p in worker.call("mlp_params", handprop_mlp((3, 2)))] == [(3, 2)]
+        spec, params = worker.call("net_params", handprop_mlp((3, 2)))
+        assert spec == (("linear",),) and [p[0].shape for p in params] == [(3, 2)]
     if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) > 1:
         with Worker("os", 1) as worker:  # the worker is as many CPUs as the others get threads
             assert len(worker.call("sched_getaffinity", 0)) == 1
@@ -330,3 +332,105 @@ def test_help_loads_no_workload_module_and_no_optional_library():
              "('torch', 'threadpoolctl', 'tqdm', 'matplotlib')))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "['handprop.bench', 'handprop.bench.cli']"
+
+
+# ---------------------------------------------------------------------------------------------
+# the CNN rows
+def _cnn_session(**kw):
+    from handprop.bench.cli import Session
+    return Session(quick=True, repeats=1, use_torch=True, data_dir=None, synthetic=True, threads=1, **kw)
+
+
+def test_the_cnn_is_the_one_handprop_train_builds_and_its_twin_computes_the_same(torch):
+    from handprop.bench.models import handprop_cnn
+    from handprop.nn import registry
+    from handprop.serialize import build_model
+    from handprop.train import build
+    from handprop.train.config import TrainConfig
+    model = handprop_cnn()
+    spec = build.model_spec(1, 10, TrainConfig.create(model="cnn"))
+    assert registry.layer_config(model) == registry.layer_config(build_model(spec))
+    x = np.random.default_rng(0).standard_normal((8, 1, 28, 28), dtype=np.float32)
+    for mode in ("train", "eval"):
+        getattr(model, mode)()
+        twin = torch_twin(model)
+        assert twin.training == model.training
+        with torch.no_grad():
+            np.testing.assert_allclose(twin(torch.from_numpy(x)).numpy(), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_float64_cnn_losses_agree_with_pytorch_and_a_wrong_twin_shows(torch, monkeypatch):
+    from handprop.bench.models import handprop_cnn
+    rng = np.random.default_rng(2)
+    bs, steps = 8, 5
+    x = rng.standard_normal((bs * steps, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, bs * steps)
+    init = handprop_cnn()
+    hp, peers = w.float64_losses(init, x, y, bs, steps, 0.05, use_torch=True)
+    assert loss_diff(hp, peers["pytorch"]) <= F64_RTOL
+
+    def mirrored(model):  # every 3x3 kernel transposed: the kind of slip a hand-made twin has
+        twin = torch_twin(model)
+        with torch.no_grad():
+            for m in twin.modules():
+                if isinstance(m, torch.nn.Conv2d):
+                    m.weight.copy_(m.weight.transpose(2, 3).clone())
+        return twin
+    monkeypatch.setattr(w, "torch_twin", mirrored)
+    _, wrong = w.float64_losses(init, x, y, bs, steps, 0.05, use_torch=True)
+    assert loss_diff(hp, wrong["pytorch"]) > 1e3 * F64_RTOL
+
+
+def test_the_cnn_rows_run_quick_and_a_wrong_twin_voids_them(torch, monkeypatch):
+    from handprop.bench.dataset import load_data
+    data = load_data(synthetic=True)
+    s = _cnn_session()
+    train, infer, conv = w.bench_cnn(s, data), w.bench_cnn_infer(s, data), w.bench_conv(s)
+    assert (train.workload, infer.workload, conv.workload) == ("cnn64", "cnninfer", "conv")
+    assert train.agree is infer.agree is conv.agree is True
+    assert train.handprop > 0 and train.torch > 0 and infer.extra["batch"] == w.CNN_INFER_BATCH
+    assert "output, dW, dx: float64" in conv.check and "losses: float64" in train.check
+
+    def shifted(model):  # the twin's first weight nudged: outputs and gradients must disagree
+        twin = torch_twin(model)
+        with torch.no_grad():
+            next(twin.parameters()).mul_(1.01)
+        return twin
+    monkeypatch.setattr(w, "torch_twin", shifted)
+    for row in (w.bench_cnn(s, data), w.bench_cnn_infer(s, data), w.bench_conv(s)):
+        assert row.agree is False and "VOID" in row.check, row.name
+
+
+def test_the_jax_description_refuses_a_layer_it_has_no_twin_for():
+    from handprop import nn
+    from handprop.bench.jax_peer import net_params
+    with pytest.raises(ValueError, match=r"no twin for MaxPool2d"):
+        net_params(nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2)))
+
+
+@needs_jax
+def test_jax_trains_and_infers_the_cnn_as_handprop_does():
+    from handprop.bench.jax_peer import net_params
+    from handprop.bench.models import handprop_cnn
+    rng = np.random.default_rng(3)
+    bs, steps = 8, 4
+    x = rng.standard_normal((bs * steps, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, bs * steps)
+    init = handprop_cnn()
+    hp64, _ = w.float64_losses(init, x, y, bs, steps, 0.05, use_torch=False)
+    model = copy_model(init)
+    model(x)  # running statistics off 0 and 1
+    model.eval()
+    with Worker(w.JAX_MODULE, 1) as worker:
+        xr, yr = worker.put("x", x), worker.put("y", y)
+        _, jax64 = worker.call("train_float64", net_params(init), xr, yr, bs, steps, 0.05)
+        _, logits = worker.call("infer", net_params(model), xr, 16)
+        conv = copy_model(init)[0].to(np.float64)
+        g = rng.standard_normal((bs, 16, 28, 28))
+        _, (out, dw, _) = worker.call("conv_grads", conv.weight.data, x[:bs].astype(np.float64), g, conv.stride,
+                                      conv.padding)
+    assert loss_diff(jax64, hp64) <= F64_RTOL
+    np.testing.assert_allclose(logits, model(x), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out, conv(x[:bs].astype(np.float64)), rtol=1e-10, atol=1e-10)
+    conv.backward(g, input_grad=False)
+    np.testing.assert_allclose(dw, conv.weight.grad, rtol=1e-10, atol=1e-9)

@@ -90,3 +90,15 @@ def test_general_relu_passes_the_gradient_at_the_clamp_boundary(torch):
     t = torch.tensor(x, requires_grad=True)
     (torch.nn.functional.leaky_relu(t, 0.1) - 0.5).clamp(max=1.0).sum().backward()
     np.testing.assert_array_equal(m.backward(np.ones_like(x)), t.grad.numpy())
+
+
+def test_relu_in_eval_mode_keeps_no_array_of_the_batch():
+    """Training reuses a zero array per shape; inference (maybe 10,000 images at once) keeps nothing."""
+    relu = nn.ReLU()
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    relu(x)
+    kept = relu.__dict__.get("_zeros")
+    relu.eval()
+    big = np.random.default_rng(1).standard_normal((50, 3)).astype(np.float32)
+    np.testing.assert_array_equal(relu(big), np.maximum(big, 0))
+    assert relu.__dict__.get("_zeros") is kept

@@ -223,3 +223,20 @@ def test_repr_shows_the_size_and_what_differs_from_the_defaults():
     assert repr(nn.BatchNorm2d(16)) == "BatchNorm2d(16)"
     assert repr(nn.BatchNorm1d(4, eps=1e-3, momentum=None, affine=False)) == \
         "BatchNorm1d(4, eps=0.001, momentum=None, affine=False)"
+
+
+def test_batchnorm2d_reads_and_returns_channels_last_memory_with_the_same_values():
+    """A Conv2d's output is channels-last memory: BatchNorm2d takes it without a copy and returns
+    the same layout (so the ReLU after it runs contiguous); a channels-first input gives the same values."""
+    x = np.random.default_rng(0).standard_normal((4, 6, 5, 3)).astype(np.float32)
+    last = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    outs = []
+    for inp in (x, last):
+        layer = nn.BatchNorm2d(6)
+        out = layer(inp)
+        assert out.transpose(0, 2, 3, 1).flags.c_contiguous
+        grad = layer.backward(np.ones_like(out))
+        assert grad.transpose(0, 2, 3, 1).flags.c_contiguous
+        outs.append((out, grad))
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])

@@ -278,3 +278,32 @@ def test_bad_conv_configs_are_refused_naming_the_layer(config, message):
     spec = [{"type": "Conv2d", "in_channels": 1, "out_channels": 2, **config}]
     with pytest.raises(ValueError, match=r"^model spec \(Sequential\) layer 0 \(Conv2d\): " + re.escape(message)):
         build_model(spec)
+
+
+@pytest.mark.parametrize("kernel, stride, size", [((3, 3), (2, 2), (9, 9)), ((3, 3), (1, 1), (6, 5)),
+                                                  ((2, 3), (2, 1), (7, 6)), ((1, 1), (3, 3), (7, 7)),
+                                                  ((3, 2), (3, 2), (9, 8)), ((5, 5), (2, 3), (10, 12))])
+def test_add_patches_is_the_adjoint_of_windows_offset_by_offset(kernel, stride, size):
+    """Blocks of offsets added at once land where add_windows puts each offset, margins included."""
+    from handprop.nn.window import add_patches, add_windows, windows
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, *size, 3))
+    patches = rng.standard_normal(windows(x, kernel, stride).shape)
+    expected = add_windows(np.zeros_like(x), lambda i, j: patches[:, :, :, i, j], kernel, stride)
+    np.testing.assert_allclose(add_patches(np.zeros_like(x), patches, stride), expected, rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("kwargs", [{"stride": 2, "padding": 1}, {"padding": 1}, {"stride": 2, "bias": False}])
+def test_eval_runs_a_large_batch_in_chunks_with_the_training_outputs(monkeypatch, kwargs):
+    """Chunks bounded by EVAL_CHUNK_BYTES (here a few images each, the last one short) give the
+    whole batch's outputs, on both the im2col and the shifted-GEMM path, and keep nothing."""
+    from handprop.nn import conv as conv_module
+    layer = nn.Conv2d(8, 5, 3, rng=0, **kwargs)
+    x = np.random.default_rng(1).standard_normal((11, 8, 9, 9)).astype(np.float32)
+    expected = layer(x)
+    monkeypatch.setattr(conv_module, "EVAL_CHUNK_BYTES", 20000)  # 2, 3 or 4 images a chunk
+    layer.eval()
+    got = layer(x)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(Exception, match="forward"):
+        layer.backward(np.ones_like(got))

@@ -47,3 +47,17 @@ def check_losses(row: Row, hp32: Any, hp64: Any, peers32: dict[str, Any], peers6
                  f"{worst_first:.0e})" + ("" if same_run else "; float64 run is another run")
                  + ("" if row.agree else " VOID"))
     row.extra.update(loss_diff_float64=f64, loss_diff_float32=f32_all, loss_diff_float32_first=f32_first)
+
+
+def array_diff(a: Any, b: Any) -> float:
+    """The worst of max |a_i - b_i| / max(1, max |b_i|) over paired arrays (an array or a tuple of
+    them: outputs, gradients); inf when a shape differs or a value is not finite."""
+    import numpy as np
+    pairs = list(zip(a, b, strict=True)) if isinstance(a, tuple) else [(a, b)]
+    worst = 0.0
+    for x, ref in pairs:
+        x, ref = np.asarray(x, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+        if x.shape != ref.shape or not (np.all(np.isfinite(x)) and np.all(np.isfinite(ref))):
+            return float("inf")
+        worst = max(worst, float(np.max(np.abs(x - ref))) / max(1.0, float(np.max(np.abs(ref)))))
+    return worst

@@ -20,7 +20,7 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     from .report import Row
 
-WORKLOADS = ("train64", "train512", "compute", "infer")
+WORKLOADS = ("train64", "train512", "compute", "infer", "cnn64", "cnninfer", "conv")
 #: Workloads of the acceptance suite only; it is not installed, so ``--only`` points there.
 ACCEPTANCE_ONLY = ("data", "startup", "memory", "train_load")
 NOT_INSTALLED = ("data, startup, memory and train_load belong to the acceptance suite, which is not installed: "
@@ -142,17 +142,24 @@ def measure(session: Session, names: list[str]) -> list[Row]:
 
 
 def _one_pass(s: Session, names: list[str], data, check: bool) -> list[Row]:
-    from .workloads import bench_compute, bench_infer, bench_train
+    from .models import handprop_mlp
+    from .workloads import bench_cnn, bench_cnn_infer, bench_compute, bench_conv, bench_infer, bench_train
     rows = []
     for number, workload, bs, quick_steps in ((1, "train64", 64, 150), (2, "train512", 512, 30)):
         if workload in names:
             steps = quick_steps if s.quick else 50000 // bs
             rows.append(bench_train(s, workload, f"{number} train 784-50-10 b{bs} ({steps} steps), per step", data,
-                                    (784, 50, 10), bs, steps, 0.2, check))
+                                    handprop_mlp((784, 50, 10)), bs, steps, 0.2, check))
     if "compute" in names:
         rows.extend(bench_compute(s, data, check))
     if "infer" in names:
         rows.append(bench_infer(s, data))
+    if "cnn64" in names:
+        rows.append(bench_cnn(s, data, check))
+    if "cnninfer" in names:
+        rows.append(bench_cnn_infer(s, data))
+    if "conv" in names:
+        rows.append(bench_conv(s, check))
     return rows
 
 

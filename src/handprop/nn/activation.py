@@ -25,15 +25,18 @@ class ReLU(_Elementwise):
     """max(x, 0); gradient 1 where the input was positive, else 0."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        # max(x, zeros) against a cached zero array of x's shape: NumPy's SIMD loop for two
-        # arrays is 2x faster than its loop against a broadcast scalar 0 (same values).
+        # In training, max(x, zeros) against a cached zero array of x's shape and memory layout
+        # (a Conv2d's output is channels-last memory): NumPy's SIMD loop for two arrays laid out
+        # alike is 2x faster than its loop against a broadcast scalar 0 (same values), and an array
+        # laid out otherwise would make it a strided loop. Not in eval mode: inference keeps
+        # nothing of a batch (a cnn's 10,000-image evaluation would keep 1 GB of zeros).
         zeros = self.__dict__.get("_zeros")
-        if zeros is None or zeros.shape != x.shape or zeros.dtype != x.dtype:
-            if not (isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)):
+        if zeros is None or zeros.shape != x.shape or zeros.dtype != x.dtype or zeros.strides != x.strides:
+            if not (self.training and isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)):
                 out = F.relu(x)
                 self._save(out)
                 return out
-            zeros = self._zeros = np.zeros(x.shape, x.dtype)
+            zeros = self._zeros = np.zeros_like(x)
         out = np.maximum(x, zeros)
         self._save(out)
         return out

@@ -21,6 +21,9 @@ from .conv_gemm import Scratch, im2col_backward, im2col_forward, shifted_backwar
 from .registry import Arg, Case, OnnxExport, TorchModule, register
 from .window import Pair, nhwc, output_size, pair, show
 
+#: Eval-mode Conv2d runs a batch in chunks of images whose internal arrays take at most this much.
+EVAL_CHUNK_BYTES = 16 << 20
+
 
 def _conv2d_reference(layer: Conv2d):
     """Conv2d in Tensor ops: pad, unfold H then W, and one matmul (autograd differentiates each)."""
@@ -117,15 +120,32 @@ class Conv2d(Module):
         size = xh.shape[1:3]
         out_size = output_size(size, self.kernel_size, self.stride, self.padding, self)
         bias = self.bias.data if self.bias is not None else None
-        # Training steps reuse the layer's internal arrays; eval-mode inference (maybe one huge
-        # batch) keeps nothing once it returns.
-        scratch = self._scratch if self.training else Scratch()
         shifted = use_shifted(self.in_channels, size, self.kernel_size, self.stride, self.padding)
-        if shifted:
-            out, saved = shifted_forward(xh, w, bias, self.padding, scratch)
-        else:
-            out, saved = im2col_forward(xh, w, bias, self.stride, self.padding, out_size, scratch)
-        self._save(shifted, saved, x.shape)
+
+        def products(xs: np.ndarray, scratch: Scratch, out: np.ndarray | None = None):
+            if shifted:
+                return shifted_forward(xs, w, bias, self.padding, scratch)
+            return im2col_forward(xs, w, bias, self.stride, self.padding, out_size, scratch, out)
+        if self.training:  # training steps reuse the layer's internal arrays
+            out, saved = products(xh, self._scratch)
+            self._save(shifted, saved, x.shape)
+            return out.transpose(0, 3, 1, 2)
+        # Eval-mode inference (maybe one huge batch) keeps nothing once it returns, and runs in
+        # chunks of images whose internal arrays (padded input, patches or grid) fit in
+        # EVAL_CHUNK_BYTES, reused from chunk to chunk: a 10,000-image batch would otherwise hold
+        # a 1.1 GB patch matrix at once (the cnn's second conv), and a chunk's stay in cache.
+        n = len(xh)
+        per_image = w.itemsize * (self.in_channels * math.prod(self.kernel_size) * math.prod(out_size)
+                                  if not shifted else (self.in_channels + self.out_channels)
+                                  * (size[0] + 2 * self.padding[0]) * (size[1] + 2 * self.padding[1]))
+        step = max(1, EVAL_CHUNK_BYTES // per_image)
+        out = np.empty((n, *out_size, self.out_channels), w.dtype)
+        scratch = Scratch()
+        for i in range(0, n, step):
+            chunk = out[i:i + step]
+            result, _ = products(xh[i:i + step], scratch, chunk)
+            if shifted:  # computed on the padded grid: the valid pixels copied out
+                chunk[...] = result
         return out.transpose(0, 3, 1, 2)
 
     def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None:

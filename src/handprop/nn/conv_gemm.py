@@ -26,7 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from .blas import matmul_add
-from .window import Pair, add_windows, windows
+from .functional import sum_rows
+from .window import Pair, add_patches, windows
 
 #: Shifted GEMMs need this many input channels (a GEMM with K = C_in thinner than this wastes
 #: more on the kh*kw passes over the output than the patch copy costs) ...
@@ -70,12 +71,6 @@ class Scratch:
 #: What a backward returns: dL/dweight (C_out, C_in, kh, kw), dL/dbias (None without a bias) and
 #: dL/dx as an (N, H, W, C_in) view (None when ``input_grad`` is False).
 Grads = tuple[np.ndarray, "np.ndarray | None", "np.ndarray | None"]
-
-
-def _column_sums(rows: np.ndarray) -> np.ndarray:
-    """``rows.sum(axis=0)`` as a matrix-vector product: several times faster than the reduction
-    for the long, narrow gradient matrices here (the bias gradient)."""
-    return np.ones(len(rows), dtype=rows.dtype) @ rows
 
 
 def _shifts(kernel: Pair, width: int) -> list[tuple[int, int, int]]:
@@ -125,7 +120,7 @@ def shifted_backward(grid: np.ndarray, g: np.ndarray, weight: np.ndarray, paddin
     grad_w = np.empty((kh, kw, c_out, c_in), dtype=g.dtype)
     for i, j, s in shifts:
         np.matmul(g_rows[:len(g_rows) - s].T, rows[s:], out=grad_w[i, j])
-    grad_b = _column_sums(g_rows) if bias else None
+    grad_b = sum_rows(g_rows) if bias else None
     if not input_grad:
         return grad_w.transpose(2, 3, 0, 1), grad_b, None
     grad_x = np.empty((n, hp, wp, c_in), dtype=g.dtype)
@@ -138,8 +133,10 @@ def shifted_backward(grid: np.ndarray, g: np.ndarray, weight: np.ndarray, paddin
 # -- im2col (any stride) ---------------------------------------------------------------------------
 
 def im2col_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair, padding: Pair,
-                   out_size: Pair, scratch: Scratch) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """(output (N, OH, OW, C_out), saved) for x (N, H, W, C_in) and weight (C_out, C_in, kh, kw)."""
+                   out_size: Pair, scratch: Scratch, out: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """(output (N, OH, OW, C_out), saved) for x (N, H, W, C_in) and weight (C_out, C_in, kh, kw);
+    the output written into ``out`` (C-contiguous, of that shape) when given."""
     c_out, c_in, kh, kw = weight.shape
     n = x.shape[0]
     patches = scratch.get("patches", (n, *out_size, kh, kw, c_in), x.dtype)
@@ -147,7 +144,7 @@ def im2col_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     np.copyto(patches, windows(padded, (kh, kw), stride))
     patches = patches.reshape(n * out_size[0] * out_size[1], -1)
     kernel = weight.transpose(2, 3, 1, 0).reshape(-1, c_out)  # rows in the patches' (kh, kw, C_in) order
-    out = patches @ kernel
+    out = np.matmul(patches, kernel, out=None if out is None else out.reshape(len(patches), c_out))
     if bias is not None:
         out += bias
     return out.reshape(n, *out_size, c_out), (patches, kernel)
@@ -161,7 +158,7 @@ def im2col_backward(saved: tuple[np.ndarray, np.ndarray], g: np.ndarray, weight:
     n, oh, ow, _ = g.shape
     g_rows = g.reshape(-1, c_out)  # no copy when g is in the layout this layer returned
     grad_w = (g_rows.T @ patches).reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2)
-    grad_b = _column_sums(g_rows) if bias else None
+    grad_b = sum_rows(g_rows) if bias else None
     if not input_grad:
         return grad_w, grad_b, None
     grad_patches = scratch.get("grad_patches", patches.shape, g.dtype)
@@ -169,5 +166,5 @@ def im2col_backward(saved: tuple[np.ndarray, np.ndarray], g: np.ndarray, weight:
     grad_patches = grad_patches.reshape(n, oh, ow, kh, kw, c_in)
     ph, pw = padding
     grad_x = np.zeros((n, in_size[0] + 2 * ph, in_size[1] + 2 * pw, c_in), dtype=g.dtype)
-    add_windows(grad_x, lambda i, j: grad_patches[:, :, :, i, j], (kh, kw), stride)
+    add_patches(grad_x, grad_patches, stride)
     return grad_w, grad_b, grad_x[:, ph:ph + in_size[0], pw:pw + in_size[1]]

@@ -24,15 +24,17 @@ def normalize(x: np.ndarray, axes: tuple[int, ...], eps: float) -> tuple[np.ndar
 
 
 def normalize_backward(grad_xhat: np.ndarray, xhat: np.ndarray, scale: np.ndarray,
-                       mean_grad: np.ndarray, mean_grad_xhat: np.ndarray) -> np.ndarray:
+                       mean_grad: np.ndarray, mean_grad_xhat: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """dL/dx = scale * (g - mean(g) - xhat * mean(g * xhat)), g = dL/dxhat, means over the axes.
 
     ``scale`` is 1/std (times any factor constant over the axes, e.g. BatchNorm's weight, folded
     in with g taken before it). The two means are the gradient through the mean and through
     the variance; the caller passes them, as BatchNorm has them already from its parameter grads.
+    Four passes into one array: ``out`` (xhat's shape, may be a scratch array of the caller's) or a new one.
     """
-    grad = grad_xhat - mean_grad
-    grad -= xhat * mean_grad_xhat
+    grad = np.multiply(xhat, mean_grad_xhat, out=out)
+    np.subtract(grad_xhat, grad, out=grad)
+    grad -= mean_grad
     grad *= scale
     return grad
 
