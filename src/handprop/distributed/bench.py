@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..bench.dataset import Data, load_data
-from ..bench.models import handprop_mlp
+from ..bench.models import handprop_cnn, handprop_mlp
 from ..bench.report import median
 from ..threads import get_num_threads, set_num_threads
 from ..data import ArrayDataset
@@ -36,23 +36,11 @@ from .sharding import ShardedLoader
 MESSAGE_BYTES = tuple(4096 * 4**k for k in range(8))
 
 
-def cnn() -> Module:
-    """``handprop train --model cnn``'s network (5 conv-BN-ReLU layers, 395 K parameters), initialised."""
-    from ..serialize import build_model
-    from ..train.build import initialise, model_spec
-    from ..train.config import TrainConfig
-
-    cfg = TrainConfig(model="cnn")
-    model = build_model(model_spec(1, 10, cfg))
-    initialise(model, cfg, np.random.default_rng(0))
-    return model
-
-
 #: The training workloads: (label, the model, its input shape, global batch, timed steps, quick steps).
 MODELS: tuple[tuple[str, Callable[[], Module], tuple[int, ...], int, int, int], ...] = (
     ("784-50-10 b64", lambda: handprop_mlp((784, 50, 10), seed=0), (784,), 64, 200, 40),
     ("784-1024-1024-10 b512", lambda: handprop_mlp((784, 1024, 1024, 10), seed=0), (784,), 512, 30, 8),
-    ("cnn b64 (--model cnn)", cnn, (1, 28, 28), 64, 20, 5),
+    ("cnn b64 (--model cnn)", handprop_cnn, (1, 28, 28), 64, 20, 5),
 )
 
 
