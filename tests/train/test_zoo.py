@@ -60,15 +60,16 @@ def test_conv_models_take_images(tmp_path, loads, model, block):
     layers = list(run.model)
     assert [type(m) for m in layers[-3:]] == [nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear]
     blocks = [m for m in layers if isinstance(m, block)]
-    assert len(blocks) == 5 and [b.stride in (1, (1, 1)) for b in blocks] == [True] + [False] * 4
+    n = len(B.RESNET_CHANNELS if model == "resnet" else B.CNN_CHANNELS)
+    assert len(blocks) == n and [b.stride in (1, (1, 1)) for b in blocks] == [True] + [False] * (n - 1)
     if model == "resnet":
         assert [(b.ni, b.nf) for b in blocks] == list(zip((1, *B.RESNET_CHANNELS), B.RESNET_CHANNELS))
     else:
         assert sum(isinstance(m, nn.BatchNorm2d) for m in layers) == 5
     xb, _ = next(iter(run.learn.train_dl))
-    assert xb.shape == (64, 1, 28, 28) and run.data.x_test.shape == (256, 1, 28, 28)
-    assert run.model(xb).shape == (64, 10)
-    assert f"{'ResNet of 5 ResBlocks' if model == 'resnet' else 'CNN of 5 conv-BN-relu'}" in run.describe()
+    assert xb.shape == (128, 1, 28, 28) and run.data.x_test.shape == (256, 1, 28, 28)  # batch 256 > 128 images
+    assert run.model(xb).shape == (128, 10)
+    assert f"{'ResNet of 6 ResBlocks' if model == 'resnet' else 'CNN of 5 conv-BN-general'}" in run.describe()
 
 
 def test_convolutions_get_the_configured_init(tmp_path, loads):
