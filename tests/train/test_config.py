@@ -45,6 +45,23 @@ def test_a_recipe_value_follows_the_setting_it_was_chosen_for():
     assert TrainConfig.create("epfl", optimizer="sgd", momentum=0.9, nesterov=True).nesterov
 
 
+@pytest.mark.parametrize("model", ["cnn", "resnet"])
+def test_conv_models_train_as_minai_does_unless_told_otherwise(model):
+    c = TrainConfig.create(model=model)
+    assert (c.batch_size, c.lr, c.activation, c.optimizer, c.weight_decay, c.schedule) == \
+        (256, 1e-2, "general", "adamw", 0.01, "onecycle")
+    told = TrainConfig.create(model=model, batch_size=64, lr=3e-3, activation="relu")
+    assert (told.batch_size, told.lr, told.activation) == (64, 3e-3, "relu"), "explicit settings win"
+    assert TrainConfig.create(model=model, optimizer="sgd").lr == 0.1, "the model's lr is AdamW's, not SGD's"
+    assert TrainConfig.create(model=model, optimizer="adamw").lr == 1e-2, "restating the optimizer changes nothing"
+    with pytest.raises(UsageError, match="batch_size must be >= 1, got 0"):
+        TrainConfig.create(model=model, batch_size=0)
+
+
+def test_the_mlp_keeps_the_plain_defaults():
+    assert TrainConfig.create(model="mlp") == TrainConfig()
+
+
 def test_init_normal_without_a_std_uses_the_default_std():
     assert TrainConfig.create(init="normal").init_std == 0.01
 

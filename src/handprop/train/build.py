@@ -25,7 +25,7 @@ def effective_lr(cfg: TrainConfig, n_train: int) -> float:
 CNN_CHANNELS = (16, 32, 64, 128, 256)
 
 #: The channels of ``--model resnet``'s ResBlocks (stride 2 but the first: 28 -> 28, 14, 7, 4, 2).
-RESNET_CHANNELS = (8, 16, 32, 64, 128)
+RESNET_CHANNELS = (8, 16, 32, 64, 128, 256)
 
 
 def model_spec(n_in: int, n_out: int, cfg: TrainConfig) -> list[dict[str, Any]]:

@@ -144,6 +144,27 @@ MODELS = ("mlp", "cnn", "resnet")
 
 INITS = ("default", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal", "normal", "lsuv")
 
+#: Per-model defaults: over the plain defaults, under a recipe and explicit settings (an lr or a
+#: weight decay here follows the optimizer, as a recipe's does). The conv models train as fast.ai's
+#: miniai does: batch 256 (the fastest per image here), a peak lr of 1e-2 with one cycle, and
+#: GeneralReLU (leak 0.1, shifted down 0.4).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cnn": {"batch_size": 256, "lr": 1e-2, "activation": "general"},
+    "resnet": {"batch_size": 256, "lr": 1e-2, "activation": "general"},
+}
+
+
+
+def _by_model(name: str) -> str:
+    """What :data:`MODEL_DEFAULTS` sets ``name`` to, for a help text: ``"; cnn and resnet: 256"``."""
+    models: dict[Any, list[str]] = {}
+    for model, values in MODEL_DEFAULTS.items():
+        if name in values:
+            models.setdefault(values[name], []).append(model)
+    return "".join(f"; {' and '.join(ms)}: {format(v, 'g') if isinstance(v, float) else v}"
+                   for v, ms in models.items())
+
+
 #: The notebooks' experiments; explicit settings override them.
 RECIPES: dict[str, dict[str, Any]] = {
     # fast.ai lesson 9's training loop: raw [0, 1] pixels (no normalisation), plain SGD, 1 epoch,
@@ -166,7 +187,8 @@ RECIPES: dict[str, dict[str, Any]] = {
 class TrainConfig:
     """Every setting of a training run. The plain ``TrainConfig()`` is ``handprop train``: a
     784-256-10 ReLU MLP, AdamW with a one-cycle schedule, 5 epochs of batch 64 on normalised
-    MNIST (about 98% test accuracy in a few seconds). Build it with :meth:`create`."""
+    MNIST (about 98% test accuracy in a few seconds). Build it with :meth:`create`, which also
+    applies the conv models' :data:`MODEL_DEFAULTS`."""
 
     recipe: str | None = _field(None, str, "reproduce a notebook: fastai (784-50-10 ReLU, SGD lr 0.5, "
                                "1 epoch, raw pixels) or epfl (tanh MLP, MSE, full-batch GD, 1,000 steps)",
@@ -181,7 +203,7 @@ class TrainConfig:
                        choices=MODELS)
     hidden: tuple[int, ...] = _field((256,), int, "hidden layer width; repeat for depth", low=1, many=True,
                                     metavar="N")
-    activation: str = _field("relu", str, "hidden-layer activation", choices=_activation_names)
+    activation: str = _field("relu", str, f"hidden-layer activation{_by_model('activation')}", choices=_activation_names)
     output_activation: str | None = _field(None, str, "activation after the output layer", optional=True,
                                           choices=_activation_names, flag=False)
     loss: str = _field("ce", str, "ce: cross-entropy on labels; mse: MSE on one-hot targets",
@@ -195,14 +217,14 @@ class TrainConfig:
     optimizer: str = _field("adamw", str, "adamw and adam default to lr 3e-3, sgd to lr 0.1",
                            choices=tuple(OPTIMIZER_DEFAULTS))
     lr: float | str | None = _field(None, float, "learning rate (peak rate with a schedule; default: the "
-                                   "optimizer's)", low=0, above=True, optional=True, per_n=True,
+                                   f"optimizer's{_by_model('lr')})", low=0, above=True, optional=True, per_n=True,
                                    follows="optimizer")
     momentum: float = _field(0.0, float, "SGD momentum", low=0, follows="optimizer")
     nesterov: bool = _field(False, bool, "Nesterov momentum (SGD with momentum)", follows="optimizer")
     weight_decay: float | None = _field(None, float, "weight decay (default: adamw 0.01, else 0)", low=0,
                                        optional=True, follows="optimizer")
     schedule: str = _field("onecycle", str, "learning-rate schedule", choices=("none", *SCHEDULES))
-    batch_size: int | None = _field(64, int, "mini-batch size", low=1, optional=True, switches=(
+    batch_size: int | None = _field(64, int, f"mini-batch size{_by_model('batch_size')}", low=1, optional=True, switches=(
         Switch("--full-batch", None, "full-batch gradient descent"),))
     shuffle: bool | None = _field(None, bool, "reshuffle the training set every epoch (default: with "
                                  "mini-batches; the fastai recipe: no)", optional=True)
@@ -234,10 +256,12 @@ class TrainConfig:
     # -- building ----------------------------------------------------------------------------------
     @classmethod
     def create(cls, recipe: str | None = None, **settings: Any) -> TrainConfig:
-        """The defaults, then ``recipe``'s values, then ``settings``, which win. A recipe value
-        that follows a setting given another value (its lr follows its optimizer) is dropped."""
+        """The defaults, then the model's (:data:`MODEL_DEFAULTS`), then ``recipe``'s values, then
+        ``settings``, which win. A model's or recipe's value that follows a setting given another
+        value (its lr follows its optimizer) is dropped."""
         _check_names(settings, "setting")
         values = RECIPES.get(recipe, {}) if isinstance(recipe, str) else {}
+        values = {**MODEL_DEFAULTS.get(settings.get("model", values.get("model")), {}), **values}
         changed = {k for k, v in settings.items() if values.get(k, getattr(cls, k)) != v}
         kept = {k: v for k, v in values.items() if setting(k).follows not in changed}
         return cls(**{**kept, **settings, "recipe": recipe})
