@@ -162,3 +162,19 @@ def test_zero_grad_zeroes_held_buffers_and_views():
     _linear_step(lin, x, g)         # a backward after it sees a zero start
     np.testing.assert_allclose(lin.weight.grad, x.T @ g, rtol=1e-6)
     np.testing.assert_allclose(lin.bias.grad, g.sum(0), rtol=1e-6)
+
+
+def test_relu_gives_the_same_values_on_both_sides_of_the_zeros_array_size(monkeypatch):
+    """Inputs up to RELU_ZEROS_MAX_SIZE are compared with a cached zeros array, larger ones with
+    a scalar 0; a layer fed both sizes in turn gives max(x, 0) and its mask every time."""
+    from handprop.nn import activation
+    monkeypatch.setattr(activation, "RELU_ZEROS_MAX_SIZE", 40)
+    rng = np.random.default_rng(4)
+    relu = nn.ReLU()
+    for shape in [(4, 5), (8, 10), (4, 5), (3, 5), (8, 10)]:
+        x = rng.standard_normal(shape, dtype=np.float32)
+        g = rng.standard_normal(shape, dtype=np.float32)
+        out = relu(x)
+        np.testing.assert_array_equal(out, np.maximum(x, 0))
+        assert out.dtype == np.float32 and not np.shares_memory(out, x)
+        np.testing.assert_array_equal(relu.backward(g), np.where(x > 0, g, 0))
