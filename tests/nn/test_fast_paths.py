@@ -178,3 +178,16 @@ def test_relu_gives_the_same_values_on_both_sides_of_the_zeros_array_size(monkey
         np.testing.assert_array_equal(out, np.maximum(x, 0))
         assert out.dtype == np.float32 and not np.shares_memory(out, x)
         np.testing.assert_array_equal(relu.backward(g), np.where(x > 0, g, 0))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int32, np.int64])
+def test_fused_cross_entropy_takes_targets_of_every_integer_type(dtype):
+    """The flat index target * N + i must not wrap in the targets' own type (uint8: 9 * 64)."""
+    rng = np.random.default_rng(5)
+    output = rng.standard_normal((64, 10)).astype(np.float32)
+    target = rng.integers(0, 10, 64)
+    crit = nn.CrossEntropyLoss()
+    loss, grad = crit(output, target.astype(dtype)), crit.backward()
+    ref_loss, ref_grad = _unfused(output, target, "mean")
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=1e-7)
