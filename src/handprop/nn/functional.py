@@ -180,10 +180,9 @@ def softmax_cross_entropy(logits: np.ndarray, target: np.ndarray) -> tuple[float
     than along axis 1 of an (N, 10) array. Returns (sum of loss_i, e, sums). Validates nothing:
     :func:`cross_entropy` and ``CrossEntropyLoss`` check their arguments first.
     """
-    rows = np.arange(logits.shape[0])
     e = logits.T.copy()
     e -= np.maximum.reduce(e, axis=0, initial=-np.inf)
-    picked = e[target, rows]
+    picked = e.reshape(-1)[_flat_index(target, e.shape[1])]
     np.exp(e, out=e)
     sums = np.add.reduce(e, axis=0)
     return float(np.add.reduce(np.log(sums)) - np.add.reduce(picked)), e, sums
@@ -196,8 +195,14 @@ def softmax_cross_entropy_grad(e: np.ndarray, sums: np.ndarray, target: np.ndarr
     (N, C) transpose of the (C, N) buffer: an F-contiguous view, no copy.
     """
     e *= e.dtype.type(scale) / sums
-    e[target, np.arange(e.shape[1])] -= e.dtype.type(scale)
+    e.reshape(-1)[_flat_index(target, e.shape[1])] -= e.dtype.type(scale)
     return e.T
+
+
+def _flat_index(target: np.ndarray, n: int) -> np.ndarray:
+    """Flat positions of ``[target[i], i]`` in a C-contiguous (C, n) array: one index array for
+    NumPy's fancy indexing instead of two (64 x 10: 1.7 against 2.6 us for the update)."""
+    return target.astype(np.intp, copy=False) * n + np.arange(n)  # (uint8 labels would wrap)
 
 
 def cross_entropy(logits: np.ndarray, target: np.ndarray, reduction: str = "mean") -> float:

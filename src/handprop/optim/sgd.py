@@ -54,6 +54,10 @@ class SGD(Optimizer):
         return {"momentum_buffer": "param"} if self.momentum else {}
 
     def step(self) -> None:
+        if not (self.momentum or self.weight_decay):  # plain SGD: each update one axpy, no call per parameter
+            for p in self.params:
+                axpy(-self.lr, p.grad, p.data)
+            return
         for p in self.params:
             sgd_update(p.data, p.grad, self.state[p], self.lr, self.momentum,
                        self.dampening, self.nesterov, self.weight_decay)
