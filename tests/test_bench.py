@@ -434,3 +434,10 @@ def test_jax_trains_and_infers_the_cnn_as_handprop_does():
     np.testing.assert_allclose(out, conv(x[:bs].astype(np.float64)), rtol=1e-10, atol=1e-10)
     conv.backward(g, input_grad=False)
     np.testing.assert_allclose(dw, conv.weight.grad, rtol=1e-10, atol=1e-9)
+
+
+@needs_jax
+def test_the_cnn_row_times_jax_by_its_jit_step_only(torch):
+    from handprop.bench.dataset import load_data
+    row = w.bench_cnn(_cnn_session(use_jax=True), load_data(synthetic=True))
+    assert row.jax is not None and row.jax_scan is None, "the cnn's lax.scan epoch is left out"
