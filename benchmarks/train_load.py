@@ -3,9 +3,8 @@ batch 64) quiet and with a competing busy process, against the equivalent PyTorc
 (minutes: in the acceptance suite, not in its default set).
 
 Three contestants, each a fresh process timed whole (start-up, data, one epoch, the test set),
-alternating A B C A B C: handprop with the thread policy applied as ``handprop train`` applies it
-(:func:`handprop.threads.apply_thread_policy` with the run's model and batch size), handprop with
-the BLAS default threads (what the issue measured: 11.6 s against 3.9 s with one thread), and
+alternating A B C A B C: ``handprop train`` with its own thread policy, handprop with
+``--threads <CPUs>`` (the BLAS default) (what the issue measured: 11.6 s against 3.9 s with one thread), and
 PyTorch with its default threads. Then the same under load (:mod:`handprop.bench.load`).
 
     python benchmarks/train_load.py [--repeats 3]
@@ -29,16 +28,9 @@ from handprop.bench.report import Row, format_load_table, format_table, median
 
 _HANDPROP = """
 import sys
-from itertools import pairwise
-from handprop import nn
 from handprop.cli import main
-from handprop.train import config as C
-if sys.argv[1] == "policy":  # what handprop train does once its cmd_train calls the policy
-    from handprop.threads import apply_thread_policy
-    cfg = C.resolve(None, {})
-    model = nn.Sequential(*[nn.Linear(a, b) for a, b in pairwise([784, *cfg["hidden"], 10])])
-    print(apply_thread_policy(None, model, cfg["batch_size"]), file=sys.stderr)
-sys.exit(main(["train", "--epochs", "1", "--quiet", "--offline", "--out", sys.argv[2]]))
+threads = [] if sys.argv[1] == "policy" else ["--threads", sys.argv[1]]  # the policy: handprop train's own
+sys.exit(main(["train", "--epochs", "1", "--quiet", "--offline", "--overwrite", "--out", sys.argv[2], *threads]))
 """
 CONTESTANTS = ("handprop (policy)", "handprop (BLAS default)", "pytorch")
 
@@ -54,7 +46,7 @@ def _wall(cmd: list[str], env: dict[str, str]) -> float:
 def bench_train_load(data_dir: str | None, repeats: int) -> list[Row]:
     """Two rows, handprop with the thread policy and with the BLAS default threads, each next to
     PyTorch: median wall seconds quiet, and under load in ``loaded``."""
-    from handprop.train import config as C
+    from handprop.train.config import TrainConfig
     folder = mnist_folder(data_dir)
     if folder is None:
         return [Row("train_load", "8 handprop train --epochs 1", "s", None, check="skipped: MNIST not found")]
@@ -62,9 +54,9 @@ def bench_train_load(data_dir: str | None, repeats: int) -> list[Row]:
     times: dict[tuple[str, bool], list[float]] = {(c, loaded): [] for c in CONTESTANTS for loaded in (False, True)}
     with tempfile.TemporaryDirectory() as tmp:
         script = os.path.join(tmp, "torch_train.py")
-        write_torch_train(script, {**C.resolve(None, {}), "epochs": 1}, folder)
+        write_torch_train(script, TrainConfig.create(epochs=1).to_dict(), folder)
         commands = {"handprop (policy)": [python(), "-c", _HANDPROP, "policy", os.path.join(tmp, "a")],
-                    "handprop (BLAS default)": [python(), "-c", _HANDPROP, "default", os.path.join(tmp, "b")],
+                    "handprop (BLAS default)": [python(), "-c", _HANDPROP, str(os.cpu_count() or 1), os.path.join(tmp, "b")],
                     "pytorch": [python(), script, os.path.join(tmp, "t.pt")]}
         for loaded in (False, True):
             with competing_process() if loaded else nullcontext():

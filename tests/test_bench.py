@@ -441,3 +441,19 @@ def test_the_cnn_row_times_jax_by_its_jit_step_only(torch):
     from handprop.bench.dataset import load_data
     row = w.bench_cnn(_cnn_session(use_jax=True), load_data(synthetic=True))
     assert row.jax is not None and row.jax_scan is None, "the cnn's lax.scan epoch is left out"
+
+
+def test_train_load_times_handprop_train_with_its_policy_and_with_every_cpu(monkeypatch, data_root):
+    """benchmarks/train_load.py's set-up (minutes when run, so the timing is replaced here): the
+    PyTorch script is written from today's config and each contestant is the command it claims."""
+    from contextlib import nullcontext
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    train_load = _benchmarks_module("train_load", monkeypatch)
+    commands = []
+    monkeypatch.setattr(train_load, "_wall", lambda cmd, env: commands.append(cmd) or 1.0)
+    monkeypatch.setattr(train_load, "competing_process", nullcontext)
+    rows = train_load.bench_train_load(str(data_root), 1)
+    assert [r.workload for r in rows] == ["train_load", "train_load_blas_default"]
+    policy, every_cpu, torch_script = commands[:3]
+    assert policy[3] == "policy" and every_cpu[3] == str(os.cpu_count() or 1)
+    assert torch_script[1].endswith("torch_train.py") and len(commands) == 6  # quiet and loaded
