@@ -390,10 +390,14 @@ class Run:
                 self.learn.fit(self.cfg.epochs)
                 training = False
                 if not self.is_root:  # rank 0 tests and writes the model every process holds
-                    return {"status": "diverged" if getattr(self.learn, "diverged", False) else "finished"}
+                    return {"status": self._status()}
                 return self.finish()
         except KeyboardInterrupt as interrupt:
             raise self._checkpoint_interrupted(interrupt, training) from None
+
+    def _status(self) -> str:
+        """How training ended: ``diverged`` (the NonFiniteGuard stopped it) or ``finished``."""
+        return "diverged" if getattr(self.learn, "diverged", False) else "finished"
 
     def _checkpoint_interrupted(self, interrupt: KeyboardInterrupt, training: bool) -> TrainingInterrupted:
         """Write the last consistent state (the start of the interrupted epoch, or the end of
@@ -429,7 +433,7 @@ class Run:
         report = test_report(model_as_tested(self.model, self.cfg, d.image_shape, d.blank), self.loss, d.x_test,
                              B.encode_targets(d.y_test, n_classes, self.cfg), n_classes)
         matrix = report.pop("confusion_matrix")
-        self.result = {"status": "diverged" if getattr(self.learn, "diverged", False) else "finished",
+        self.result = {"status": self._status(),
                        "stop_reason": getattr(self.learn, "stop_reason", None), **report,
                        "confusion_matrix": matrix.tolist(), "epochs_done": len(self.learn.history),
                        "model_epoch": model_epoch}
