@@ -74,9 +74,13 @@ class DataLoader:
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for index in self.batch_indices():
-            xb, yb = self.dataset[index]
-            xb = np.ascontiguousarray(xb, dtype=np.float32)
-            yield (xb if self.transform is None else self.transform(xb)), yb
+            yield self.batch(index)
+
+    def batch(self, index: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The examples at ``index`` as a float32 C-contiguous ``xb`` (transformed) and ``yb``."""
+        xb, yb = self.dataset[index]
+        xb = np.ascontiguousarray(xb, dtype=np.float32)
+        return (xb if self.transform is None else self.transform(xb)), yb
 
     def batch_indices(self) -> Iterator[slice | np.ndarray]:
         """The dataset index of each batch of one epoch (drawing its permutation when shuffling):

@@ -71,8 +71,7 @@ class ShardedLoader:
             if step == steps:  # the dropped tail (its permutation was drawn all the same)
                 break
             if self.batches.transform is not None:  # the whole batch, for the same draws everywhere
-                xb, yb = self.dataset[index]
-                xb = self.batches.transform(np.ascontiguousarray(xb, dtype=np.float32))
+                xb, yb = self.batches.batch(index)
                 lo, hi = rank_bounds(len(xb), self.rank, self.size)
                 yield np.ascontiguousarray(xb[lo:hi]), yb[lo:hi]
                 continue
@@ -83,8 +82,7 @@ class ShardedLoader:
             else:
                 lo, hi = rank_bounds(len(index), self.rank, self.size)
                 part = index[lo:hi]
-            xb, yb = self.dataset[part]
-            yield np.ascontiguousarray(xb, dtype=np.float32), yb
+            yield self.batches.batch(part)
 
     def __repr__(self) -> str:
         return f"ShardedLoader(rank {self.rank} of {self.size}, {self.batches!r})"
