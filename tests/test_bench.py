@@ -336,6 +336,14 @@ def test_help_loads_no_workload_module_and_no_optional_library():
 
 # ---------------------------------------------------------------------------------------------
 # the CNN rows
+def _cnn_batches(seed: int, bs: int, steps: int):
+    """``steps`` batches of ``bs`` random 1 x 28 x 28 images and labels, and the bench's cnn."""
+    from handprop.bench.models import handprop_cnn
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((bs * steps, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, bs * steps),
+            handprop_cnn())
+
+
 def _cnn_session(**kw):
     from handprop.bench.cli import Session
     return Session(quick=True, repeats=1, use_torch=True, data_dir=None, synthetic=True, threads=1, **kw)
@@ -360,12 +368,8 @@ def test_the_cnn_is_the_one_handprop_train_builds_and_its_twin_computes_the_same
 
 
 def test_float64_cnn_losses_agree_with_pytorch_and_a_wrong_twin_shows(torch, monkeypatch):
-    from handprop.bench.models import handprop_cnn
-    rng = np.random.default_rng(2)
     bs, steps = 8, 5
-    x = rng.standard_normal((bs * steps, 1, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, bs * steps)
-    init = handprop_cnn()
+    x, y, init = _cnn_batches(2, bs, steps)
     hp, peers = w.float64_losses(init, x, y, bs, steps, 0.05, use_torch=True)
     assert loss_diff(hp, peers["pytorch"]) <= F64_RTOL
 
@@ -411,12 +415,8 @@ def test_the_jax_description_refuses_a_layer_it_has_no_twin_for():
 @needs_jax
 def test_jax_trains_and_infers_the_cnn_as_handprop_does():
     from handprop.bench.jax_peer import net_params
-    from handprop.bench.models import handprop_cnn
-    rng = np.random.default_rng(3)
     bs, steps = 8, 4
-    x = rng.standard_normal((bs * steps, 1, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, bs * steps)
-    init = handprop_cnn()
+    x, y, init = _cnn_batches(3, bs, steps)
     hp64, _ = w.float64_losses(init, x, y, bs, steps, 0.05, use_torch=False)
     model = copy_model(init)
     model(x)  # running statistics off 0 and 1
@@ -426,7 +426,7 @@ def test_jax_trains_and_infers_the_cnn_as_handprop_does():
         _, jax64 = worker.call("train_float64", net_params(init), xr, yr, bs, steps, 0.05)
         _, logits = worker.call("infer", net_params(model), xr, 16)
         conv = copy_model(init)[0].to(np.float64)
-        g = rng.standard_normal((bs, 16, 28, 28))
+        g = np.random.default_rng(4).standard_normal((bs, 16, 28, 28))
         _, (out, dw, _) = worker.call("conv_grads", conv.weight.data, x[:bs].astype(np.float64), g, conv.stride,
                                       conv.padding)
     assert loss_diff(jax64, hp64) <= F64_RTOL
