@@ -91,7 +91,7 @@ def _linear_step(lin, x, g):
     lin.backward(g)
 
 
-def test_known_zero_gradient_is_written_directly_and_then_accumulated():
+def test_a_released_gradient_is_written_directly_and_then_accumulated():
     rng = np.random.default_rng(3)
     lin = nn.Linear(6, 4, rng=0)
     x, g = rng.standard_normal((5, 6), dtype=np.float32), rng.standard_normal((5, 4), dtype=np.float32)
@@ -102,10 +102,13 @@ def test_known_zero_gradient_is_written_directly_and_then_accumulated():
     _linear_step(lin, x, g)  # accumulates: twice the gradient
     np.testing.assert_allclose(lin.weight.grad, 2 * once[0], rtol=1e-6)
     np.testing.assert_allclose(lin.bias.grad, 2 * once[1], rtol=1e-6)
+    lin.zero_grad()  # nothing holds the buffers: they are let go, not filled
+    assert lin.weight._grad is None and lin.bias._grad is None
+    _linear_step(lin, x, g)  # after zero_grad: exactly one gradient again, written by the GEMM
+    np.testing.assert_allclose(lin.weight.grad, x.T @ g, rtol=1e-6)
+    np.testing.assert_allclose(lin.bias.grad, g.sum(0), rtol=1e-6)
     lin.zero_grad()
-    assert not lin.weight.grad.any() and not lin.bias.grad.any()
-    _linear_step(lin, x, g)  # after zero_grad: exactly one gradient again
-    np.testing.assert_array_equal(lin.weight.grad, once[0])
+    assert not lin.weight.grad.any() and not lin.bias.grad.any()  # reading a released gradient: zeros
 
 
 def test_writes_through_grad_after_zero_grad_are_kept():

@@ -356,6 +356,76 @@ def test_gradient_is_right_however_the_layer_writes_it(layer_cls):
         np.testing.assert_array_equal(model[0].w.grad, [2.0, 2.0, 2.0])
 
 
+def test_a_parameter_shared_by_two_layers_gets_both_gradients_after_zero_grad():
+    """Tied weights: the first layer's backward writes the released gradient, the second adds."""
+    first, second = nn.Linear(4, 4, dtype=np.float64, rng=0), nn.Linear(4, 4, dtype=np.float64, rng=1)
+    second.weight = first.weight
+    model = nn.Sequential(first, nn.Tanh(), second)
+    rng = np.random.default_rng(0)
+    x, g = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
+    for _ in range(2):
+        model.zero_grad()
+        model(x)
+        model.backward(g)
+        h = np.tanh(x @ first.weight.data + first.bias.data)
+        gh = (g @ first.weight.data.T) * (1 - h * h)
+        np.testing.assert_allclose(first.weight.grad, h.T @ g + x.T @ gh, rtol=1e-12)
+
+
+def test_a_user_layer_and_a_builtin_layer_writing_one_parameter_both_count():
+    class AddsOnes(nn.Module):
+        def __init__(self, p):
+            self.p = p
+
+        def forward(self, x):
+            return x
+
+        def backward(self, grad, input_grad=True):
+            self.p.grad += 1.0
+            return grad
+
+    lin = nn.Linear(3, 2, dtype=np.float64, rng=0)
+    model = nn.Sequential(lin, AddsOnes(lin.weight))
+    x, g = np.ones((4, 3)), np.ones((4, 2))
+    for _ in range(2):
+        model.zero_grad()
+        model(x)
+        model.backward(g)
+        np.testing.assert_array_equal(lin.weight.grad, x.T @ g + 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_accumulate_grad_copies_casts_and_refuses_another_shape(dtype):
+    p = nn.Parameter(np.zeros(3, np.float32))
+    value = np.ones(3, dtype)
+    p.accumulate_grad(value)
+    value[:] = 5.0  # the caller reuses its array: the gradient must not change
+    assert p.grad.dtype == np.float32
+    np.testing.assert_array_equal(p.grad, [1.0, 1.0, 1.0])
+    p.accumulate_grad(np.ones(3, dtype))
+    np.testing.assert_array_equal(p.grad, [2.0, 2.0, 2.0])
+    for released in (False, True):
+        if released:
+            p.zero_grad()
+        with pytest.raises(ValueError, match=r"accumulate_grad got shape \(1,\), expected \(3,\)"):
+            p.accumulate_grad(np.ones(1))  # would broadcast through +=
+
+
+def test_accumulate_matmul_adds_and_refuses_another_shape():
+    rng = np.random.default_rng(1)
+    p = nn.Parameter(np.zeros((3, 2)))
+    a, b = rng.standard_normal((3, 5)), rng.standard_normal((5, 2))
+    p.accumulate_matmul(a, b)
+    p.accumulate_matmul(a, b)
+    np.testing.assert_allclose(p.grad, 2 * a @ b, rtol=1e-14)
+    single = nn.Parameter(np.zeros((3, 2), np.float32))  # float64 operands: the gradient keeps its dtype
+    single.accumulate_matmul(a, b)
+    assert single.grad.dtype == np.float32
+    np.testing.assert_allclose(single.grad, a @ b, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"accumulate_matmul got \(1, 5\) @ \(5, 2\), expected a product of shape \(3, 2\)"):
+        p.accumulate_matmul(a[:1], b)
+
+
 def test_zero_grad_zeroes_the_same_buffer_in_place():
     lin = nn.Linear(4, 2, rng=0)
     buffer = lin.weight.grad

@@ -164,8 +164,8 @@ class _BatchNorm(Module):
         work = g * xhat  # then the input gradient
         grad_xhat_sum = sum_rows(work)
         if self.affine:
-            self.bias.grad += grad_sum
-            self.weight.grad += grad_xhat_sum
+            self.bias.accumulate_grad(grad_sum)
+            self.weight.accumulate_grad(grad_xhat_sum)
         if not input_grad:
             return None
         count = len(xhat)

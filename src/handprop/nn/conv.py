@@ -162,9 +162,9 @@ class Conv2d(Module):
         else:
             grad_w, grad_b, grad_x = im2col_backward(saved, g, self.weight.data, self.stride, self.padding, (h, w),
                                                      bias, input_grad, self._scratch)
-        self.weight.grad += grad_w
+        self.weight.accumulate_grad(grad_w)
         if bias:
-            self.bias.grad += grad_b
+            self.bias.accumulate_grad(grad_b)
         return None if grad_x is None else grad_x.transpose(0, 3, 1, 2)
 
     def extra_repr(self) -> str:

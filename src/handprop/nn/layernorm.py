@@ -100,8 +100,8 @@ class LayerNorm(Module):
         k = len(self.normalized_shape)
         if self.elementwise_affine:
             batch_axes = tuple(range(xhat.ndim - k))
-            self.bias.grad += np.sum(grad_output, axis=batch_axes)
-            self.weight.grad += np.sum(grad_output * xhat, axis=batch_axes)
+            self.bias.accumulate_grad(np.sum(grad_output, axis=batch_axes))
+            self.weight.accumulate_grad(np.sum(grad_output * xhat, axis=batch_axes))
         if not input_grad:
             return None
         grad_xhat = grad_output * self.weight.data if self.elementwise_affine else grad_output

@@ -9,7 +9,6 @@ import numpy as np
 from .._random import resolve_rng
 from . import functional as F
 from . import init as _init
-from .blas import matmul_add
 from .module import Module, Parameter
 from .registry import Arg, Case, OnnxExport, TorchModule, register
 
@@ -107,10 +106,10 @@ class Linear(Module):
                              f"{(*x.shape[:-1], self.out_features)}, got {grad_output.shape}")
         g2 = grad_output.reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
-        # dL/dW = x^T g and dL/db = sum of g over the batch, added into the buffers.
-        matmul_add(x2.T, g2, self.weight.grad)
+        # dL/dW = x^T g and dL/db = sum of g over the batch, added to the gradients.
+        self.weight.accumulate_matmul(x2.T, g2)
         if self.bias is not None:
-            self.bias.grad += F.sum_rows(g2)
+            self.bias.accumulate_grad(F.sum_rows(g2))
         return grad_output @ self.weight.data.T if input_grad else None
 
     def extra_repr(self) -> str:

@@ -13,27 +13,37 @@ running statistics: saved in ``state_dict`` with the parameters, never handed to
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .blas import matmul_add
 from .hooks import HookHandle, register_hook
 
 
 class Parameter:
-    """A trainable array and its gradient buffer (same shape and dtype, starts at zero).
+    """A trainable array and its gradient (an array of the same shape and dtype, zero at first).
 
-    The contract has no hidden state: ``p.grad`` is always an array, ``zero_grad()`` fills it
-    with zeros in place (so a reference kept to the buffer stays valid), and a layer's backward
-    adds into it (``p.grad += dW``). Assigning ``p.data`` an array of another dtype or shape
-    re-types the gradient buffer with it, so the two never disagree.
+    The contract has no hidden state that a layer can break: ``p.grad`` is always an array,
+    ``zero_grad()`` zeroes it, and a layer's backward adds into it. Every way of writing it gives
+    the same gradient: ``p.grad += dW``, a reference or a view kept to the buffer, or the
+    helpers :meth:`accumulate_grad` and :meth:`accumulate_matmul` the built-in layers use.
+    Assigning ``p.data`` an array of another dtype or shape re-types the gradient with it.
+
+    Why zero_grad is cheap: a gradient buffer that nothing else holds (no reference, no view:
+    Python's reference count says so) can be seen by nobody, so ``zero_grad`` lets it go
+    instead of filling it, and whoever touches the gradient next starts from zero: ``p.grad``
+    hands out a fresh zero buffer, the helpers write the first gradient straight into a new one
+    without reading zeros back (PyTorch's ``zero_grad(set_to_none=True)``, minus the None). A
+    buffer that something holds is filled with zeros in place, so the holder stays right.
     """
 
     __slots__ = ("_data", "_grad")
 
     def __init__(self, data: np.ndarray):
         self._data = np.ascontiguousarray(data)
-        self._grad = np.zeros_like(self._data)
+        self._grad: np.ndarray | None = None  # None: zero, no buffer yet (see the class docstring)
 
     @property
     def data(self) -> np.ndarray:
@@ -42,15 +52,19 @@ class Parameter:
     @data.setter
     def data(self, value: np.ndarray) -> None:
         value = np.ascontiguousarray(value)
-        if value.shape != self._grad.shape:
-            self._grad = np.zeros_like(value)
-        elif value.dtype != self._grad.dtype:
-            self._grad = self._grad.astype(value.dtype)  # keep what was accumulated, as Module.to
+        if self._grad is not None:
+            if value.shape != self._grad.shape:
+                self._grad = None  # a gradient of another shape is meaningless: zero
+            elif value.dtype != self._grad.dtype:
+                self._grad = self._grad.astype(value.dtype)  # keep what was accumulated, as Module.to
         self._data = value
 
     @property
     def grad(self) -> np.ndarray:
-        return self._grad
+        grad = self._grad
+        if grad is None:
+            grad = self._grad = np.zeros_like(self._data)
+        return grad
 
     @grad.setter
     def grad(self, value: np.ndarray) -> None:
@@ -59,6 +73,27 @@ class Parameter:
             raise ValueError(f"{self!r}: assigned grad of shape {value.shape} and dtype {value.dtype}; "
                              f"expected {self._data.shape} {self._data.dtype}")
         self._grad = value
+
+    def accumulate_grad(self, value: np.ndarray) -> None:
+        """``grad += value`` for a ``value`` of the parameter's shape (nothing broadcasts; another
+        float dtype is cast, as ``+=`` does)."""
+        if value.shape != self._data.shape:
+            raise ValueError(f"{self!r}: accumulate_grad got shape {value.shape}, expected {self._data.shape}")
+        if self._grad is None:
+            self._grad = np.array(value, dtype=self._data.dtype, order="C")  # a copy: the caller may reuse it
+        else:
+            self._grad += value
+
+    def accumulate_matmul(self, a: np.ndarray, b: np.ndarray) -> None:
+        """``grad += a @ b`` for 2-D ``a`` (m, k), ``b`` (k, n) (a weight gradient): one GEMM that
+        adds into the buffer, or writes a new one when the gradient has none."""
+        if a.ndim != 2 or b.ndim != 2 or (a.shape[0], b.shape[1]) != self._data.shape:
+            raise ValueError(f"{self!r}: accumulate_matmul got {a.shape} @ {b.shape}, "
+                             f"expected a product of shape {self._data.shape}")
+        if self._grad is None:
+            self._grad = (a @ b).astype(self._data.dtype, copy=False)
+        else:
+            matmul_add(a, b, self._grad)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -69,11 +104,29 @@ class Parameter:
         return self._data.dtype
 
     def zero_grad(self) -> None:
-        """Zero the gradient buffer in place (references to it stay valid)."""
-        self._grad.fill(0)
+        """Zero the gradient: fill a buffer someone holds in place, let go of one nobody holds."""
+        if self._grad is not None:
+            if self._grad_refcount() > _SOLE_HOLDER_REFCOUNT:
+                self._grad.fill(0)
+            else:
+                self._grad = None
+
+    def _grad_refcount(self) -> int:
+        return sys.getrefcount(self._grad)
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self._data.shape}, dtype={self._data.dtype})"
+
+
+def _sole_holder_refcount() -> int:
+    """What ``_grad_refcount`` reads for a buffer only its Parameter holds (measured, not
+    assumed: the count includes the call's own temporary references)."""
+    probe = Parameter(np.zeros(1))
+    probe.grad  # noqa: B018 (creates the buffer; the returned reference is dropped at once)
+    return probe._grad_refcount()
+
+
+_SOLE_HOLDER_REFCOUNT = _sole_holder_refcount()
 
 
 class ForwardCache:
