@@ -144,14 +144,14 @@ class CrossEntropyLoss(_ReducedLoss):
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
         self._check_output(output)
         target = F.check_class_scores(output, target, "CrossEntropyLoss")
-        total, e, sums = F.softmax_cross_entropy(output, target)
-        self._save(e, sums, target)
+        total, e, sums, positions = F.softmax_cross_entropy(output, target)
+        self._save(e, sums, positions)
         return F._reduce(total, len(target), self.reduction)
 
     def backward(self) -> np.ndarray:
-        e, sums, target = self._saved()
-        n = len(target)
-        return F.softmax_cross_entropy_grad(e, sums, target, 1.0 / n if self.reduction == "mean" and n else 1.0)
+        e, sums, positions = self._saved()
+        n = len(positions)
+        return F.softmax_cross_entropy_grad(e, sums, positions, 1.0 / n if self.reduction == "mean" and n else 1.0)
 
 
 def _log_probs(rng: np.random.Generator) -> np.ndarray:
