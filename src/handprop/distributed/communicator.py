@@ -10,10 +10,11 @@ one collective call: a peer that died without the launcher noticing (``srun`` wi
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -66,44 +67,32 @@ class Communicator:
     # -- collectives ---------------------------------------------------------------------------
     def allreduce(self, buffer: np.ndarray) -> np.ndarray:
         """Replace ``buffer`` (contiguous) by its element-wise sum over all processes, in place."""
-        self._enter("Allreduce")
-        try:
+        with self._waiting("Allreduce"):
             self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
-        finally:
-            self._waiting_since = None
         return buffer
 
     def allgather(self, values: np.ndarray) -> np.ndarray:
         """Every process's ``values`` (same shape and dtype everywhere), stacked: (size, *shape)."""
         values = np.ascontiguousarray(values)
         out = np.empty((self.size, *values.shape), dtype=values.dtype)
-        self._enter("Allgather")
-        try:
+        with self._waiting("Allgather"):
             self.comm.Allgather(values, out)
-        finally:
-            self._waiting_since = None
         return out
 
     def broadcast_text(self, text: str | None) -> str:
         """Rank 0's ``text`` on every process (the others pass None): a length, then the bytes."""
         data = np.frombuffer((text or "").encode(), dtype=np.uint8) if self.is_root else None
         length = np.array([0 if data is None else len(data)], dtype=np.int64)
-        self._enter("Bcast")
-        try:
+        with self._waiting("Bcast"):
             self.comm.Bcast(length, root=0)
             buffer = data.copy() if data is not None else np.empty(int(length[0]), dtype=np.uint8)
             self.comm.Bcast(buffer, root=0)
-        finally:
-            self._waiting_since = None
         return buffer.tobytes().decode()
 
     def barrier(self) -> None:
         """Wait until every process got here (or the watchdog ends the job after ``timeout``)."""
-        self._enter("Barrier")
-        try:
+        with self._waiting("Barrier"):
             self.comm.Barrier()
-        finally:
-            self._waiting_since = None
 
     def agree(self, failed: bool) -> int:
         """How many processes passed ``failed`` True (one tiny Allreduce)."""
@@ -127,9 +116,15 @@ class Communicator:
         return fn if self.is_root else _do_nothing
 
     # -- watchdog ------------------------------------------------------------------------------
-    def _enter(self, what: str) -> None:
+    @contextlib.contextmanager
+    def _waiting(self, what: str) -> Iterator[None]:
+        """Within: this process is inside the collective ``what`` (the watchdog's clock runs)."""
         self._waiting_in = what
         self._waiting_since = time.monotonic()
+        try:
+            yield
+        finally:
+            self._waiting_since = None
 
     def _watch(self) -> None:
         while True:
