@@ -424,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         print(f"handprop {args.command}: error: {e}", file=sys.stderr)
         return EXIT_FAILED
-    except Exception as e:  # noqa: BLE001 - not the user's doing (but for the next case): say so, with what it takes to fix it
+    except Exception as e:  # noqa: BLE001 - not the user's doing (but see DistributedError): say so, and how to fix it
         from .distributed.errors import DistributedError
         if isinstance(e, DistributedError):  # the processes of a data-parallel run disagree (each raised it)
             if _first_process():

@@ -37,9 +37,10 @@ names below other than ``add_arguments`` and ``run`` load their module on first 
 
 Modules: :mod:`.cli` (flags, session, the two passes, the printed tables), :mod:`.report` (rows,
 tables, JSON), :mod:`.timing` (the A B A B protocol), :mod:`.dataset` (the arrays), :mod:`.models`
-(the MLP, the CNN, their PyTorch twins), :mod:`.loops` (handprop's and PyTorch's training loops), :mod:`.jax_peer` (JAX's),
-:mod:`.worker` (a library in its own process), :mod:`.agreement` (the loss check), :mod:`.load`
-(the competing process), :mod:`.workloads` (workloads 1-4 and 9-11; 5-8 are the acceptance suite's).
+(the MLP, the CNN, their PyTorch twins), :mod:`.loops` (handprop's and PyTorch's training loops),
+:mod:`.jax_peer` (JAX's), :mod:`.worker` (a library in its own process), :mod:`.agreement` (the loss
+check), :mod:`.load` (the competing process), :mod:`.workloads` (workloads 1-4 and 9-11; 5-8 are the
+acceptance suite's).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The networks: a handprop Linear/ReLU stack, the `--model cnn` network, and their PyTorch twins with the same weights."""
+"""The networks: a handprop Linear/ReLU stack, the ``--model cnn`` network, and their PyTorch
+twins with the same weights."""
 from __future__ import annotations
 
 from itertools import pairwise

@@ -22,6 +22,6 @@ __all__ = [
     "MPI_EXTRA", "CheckWeights", "Communicator", "DataParallel", "DistributedError", "DistributedRecorder",
     "GradientBuckets", "MPIUnavailableError", "RanksDivergedError", "ShardedLoader", "StopRequested",
     "StopSignals", "abort_on_error", "check_identical", "checksums", "connect", "describe_mismatch",
-    "launched_rank", "launched_size", "load_mpi", "on_every_process", "raised_everywhere", "rank_bounds", "shard_dataset", "stopping_together",
-    "wants_distributed",
+    "launched_rank", "launched_size", "load_mpi", "on_every_process", "raised_everywhere", "rank_bounds",
+    "shard_dataset", "stopping_together", "wants_distributed",
 ]

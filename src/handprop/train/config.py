@@ -156,7 +156,6 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-
 def _by_model(name: str) -> str:
     """What :data:`MODEL_DEFAULTS` sets ``name`` to, for a help text: ``"; cnn and resnet: 256"``."""
     models: dict[Any, list[str]] = {}
